@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny MedMNIST-format npz files built in a tmp dir, and the
+hypothesis profiles (a derandomized one for CI)."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def write_medmnist_npz(path, sizes=(30, 10, 10), size=8, num_classes=9, seed=0, channels=3):
+    """Write a random npz in the MedMNIST format: `{split}_images` uint8 (N, H, W, 3)
+    (or (N, H, W) when channels is 1) and `{split}_labels` uint8 (N, 1).
+
+    Every class appears in every split whenever the split has at least num_classes
+    images, so AUC is defined on it.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in zip(("train", "val", "test"), sizes, strict=True):
+        shape = (n, size, size) if channels == 1 else (n, size, size, 3)
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        labels = np.arange(n) % num_classes
+        rng.shuffle(labels)
+        arrays[f"{split}_labels"] = labels.astype(np.uint8).reshape(n, 1)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    """A 30/10/10-image, 8x8, 9-class random npz in the MedMNIST format."""
+    return write_medmnist_npz(tmp_path / "tiny.npz")
