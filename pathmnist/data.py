@@ -1,0 +1,333 @@
+"""PathMNIST on disk and in memory: facts, download, load_split, ImageSet, stratified_subset,
+BatchLoader.
+
+Source: MedMNIST v2 (Yang et al. 2023, Scientific Data 10:41, arXiv 2110.14795); PathMNIST is
+Kather et al. 2019's NCT-CRC-HE-100K (train/val) and CRC-VAL-HE-7K (test). Every fact (class
+names in label order, split sizes, URLs and MD5 sums per image size) is read from
+`medmnist.INFO["pathmnist"]`, never retyped; the file layout is MedMNIST's npz format (six
+keys `{train,val,test}_{images,labels}`), the one `medmnist.PathMNIST` reads.
+
+Tested against medmnist.INFO (facts), a local file:// URL (download, MD5, atomic write,
+interruption), tiny MedMNIST-format npz files (load_split and its bad-input errors) and
+hypothesis properties (stratified counts; every index exactly once per epoch).
+"""
+
+import hashlib
+import math
+import numbers
+import os
+import re
+import sys
+import tempfile
+import urllib.request
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import medmnist
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pathmnist.errors import PathMNISTError
+
+INFO = medmnist.INFO["pathmnist"]
+CLASS_NAMES: tuple[str, ...] = tuple(INFO["label"][str(i)] for i in range(len(INFO["label"])))
+SPLITS = ("train", "val", "test")
+SPLIT_SIZES: dict[str, int] = dict(INFO["n_samples"])
+SIZES = (28, 64, 128, 224)
+
+
+def _suffix(size) -> str:
+    # MedMNIST names the 28x28 file without a suffix ("url", "MD5", "pathmnist.npz") and every
+    # larger one with "_{size}" ("url_64", "MD5_64", "pathmnist_64.npz").
+    if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size not in SIZES:
+        raise PathMNISTError(f"image size {size!r} is not available; choose one of {SIZES}.")
+    return "" if size == 28 else f"_{size}"
+
+
+def url(size: int = 64) -> str:
+    """The download URL of the PathMNIST file with `size`x`size` images."""
+    return INFO["url" + _suffix(size)]
+
+
+def md5(size: int = 64) -> str:
+    """The MD5 sum (hex) of that file."""
+    return INFO["MD5" + _suffix(size)]
+
+
+def filename(size: int = 64) -> str:
+    """The file's name: "pathmnist.npz" for 28, else "pathmnist_{size}.npz"."""
+    return f"pathmnist{_suffix(size)}.npz"
+
+
+def default_root() -> Path:
+    """~/.medmnist, the directory medmnist itself downloads into."""
+    return Path(os.path.expanduser("~")) / ".medmnist"
+
+
+def file_md5(path, chunk_size: int = 1 << 20) -> str:
+    """The MD5 sum (hex) of a file, read in 1 MiB chunks so a 2 GB file is never in memory."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(root=None, size: int = 64, *, url=None, md5=None, progress: bool = True) -> Path:
+    """Fetch the PathMNIST npz for `size` into `root` (default ~/.medmnist), MD5-checked.
+
+    A file already there with the right MD5 is kept as is; one with a wrong MD5 is fetched
+    again (with a warning). The bytes go to a temporary file in `root`, renamed over the
+    target only after the MD5 matches, so no partial file survives an error or Ctrl-C.
+    `url` and `md5` override medmnist's (the tests use a local file:// URL).
+    """
+    suffix = _suffix(size)  # Validates size even when url and md5 are given.
+    source = url or INFO["url" + suffix]
+    expected = (md5 or INFO["MD5" + suffix]).lower()
+    root = Path(root) if root is not None else default_root()
+    target = root / filename(size)
+    where = target.absolute()
+    by_hand = f"download {source} by hand, check its MD5 is {expected} and put it at {where}"
+    if target.is_file():
+        if file_md5(target) == expected:
+            return target
+        warnings.warn(
+            f"{target} has the wrong MD5 (expected {expected}); downloading it again.", stacklevel=2
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{target.name}.", suffix=".part")
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(source, timeout=60) as response:
+                    total = response.headers.get("Content-Length")
+                    show = progress and sys.stderr.isatty()
+                    bar = tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
+                               desc=target.name, disable=not show)  # fmt: skip
+                    with bar:
+                        while chunk := response.read(1 << 20):
+                            out.write(chunk)
+                            digest.update(chunk)
+                            bar.update(len(chunk))
+            except (OSError, ValueError) as e:  # URLError is an OSError; a bad URL a ValueError
+                raise PathMNISTError(f"could not download {source} ({e}); {by_hand}.") from e
+        if digest.hexdigest() != expected:
+            raise PathMNISTError(
+                f"the file downloaded from {source} has MD5 {digest.hexdigest()}, not the"
+                f" expected {expected}; try again, or {by_hand}."
+            )
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):  # Any failure, KeyboardInterrupt included, leaves nothing.
+            os.remove(tmp)
+    return target
+
+
+@dataclass
+class ImageSet:
+    """One split in memory: images uint8 (N, H, W, 3), labels int64 (N,), class names in
+    label order."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+
+    def __post_init__(self):
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[3] != 3:
+            raise PathMNISTError(
+                f"ImageSet images are {self.images.dtype} {self.images.shape};"
+                " give uint8 (N, H, W, 3) arrays."
+            )
+        self.labels = np.asarray(self.labels, dtype=np.int64)  # No copy when already int64.
+        if self.labels.shape != (len(self.images),):
+            raise PathMNISTError(
+                f"ImageSet labels have shape {self.labels.shape}; give one label per image, (N,)."
+            )
+        self.class_names = tuple(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[1]
+
+
+_LOAD_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error)
+
+
+def _read(path: Path, keys) -> dict[str, np.ndarray]:
+    """Read only `keys` from the npz at `path` (missing keys are left out): one copy each."""
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(2) == b"PK"  # An npz is a zip archive of .npy files.
+        if is_zip:
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in keys if k in f.files}
+        problem = "is not an npz file (a zip archive of .npy arrays)"
+    except _LOAD_ERRORS as e:
+        problem = f"is not a readable npz file ({type(e).__name__}: {e})"
+    raise PathMNISTError(
+        f"{path} {problem}; download it again or rebuild it in the MedMNIST npz format."
+    )
+
+
+def _labels(path: Path, key: str, labels: np.ndarray) -> np.ndarray:
+    """Validate one `{split}_labels` array and return it as int64 (N,)."""
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise PathMNISTError(
+            f"{path}: {key} has shape {labels.shape}, but only single-label files are supported;"
+            " give labels as (N, 1) or (N,) integers."
+        )
+    if labels.dtype.kind not in "iu":
+        raise PathMNISTError(f"{path}: {key} are {labels.dtype}; store labels as integers.")
+    if labels.size and labels.min() < 0:
+        raise PathMNISTError(
+            f"{path}: {key} holds negative label {labels.min()}; labels must be 0, 1, 2, ..."
+        )
+    return labels.astype(np.int64, copy=False)
+
+
+def _class_names(path: Path, labels: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """Class names for a file: medmnist's when its name is a MedMNIST flag file
+    ("bloodmnist_64.npz"), else PathMNIST's for 9 classes, else "class 0", "class 1", ..."""
+    flag = re.sub(r"_\d+$", "", path.stem)
+    if flag in medmnist.INFO and not medmnist.INFO[flag]["task"].startswith("multi-label"):
+        names = medmnist.INFO[flag]["label"]
+        return tuple(names[str(i)] for i in range(len(names)))
+    # Every split's labels count, so train, val and test agree on the number of classes.
+    k = max((int(y.max()) + 1 for y in labels.values() if y.size), default=0)
+    return CLASS_NAMES if k == len(CLASS_NAMES) else tuple(f"class {i}" for i in range(k))
+
+
+def load_split(split: str, root=None, size: int = 64, data_file=None) -> ImageSet:
+    """Load one split as an ImageSet from `data_file` (any MedMNIST-format npz), or from
+    `root`/pathmnist_{size}.npz, downloading it when absent.
+
+    Only this split's images are read (one copy; grayscale (N, H, W) becomes 3 channels by
+    np.repeat, which then is the one copy). Every split's labels are read, to count classes.
+    """
+    if split not in SPLITS:
+        raise PathMNISTError(f"unknown split {split!r}; choose one of {SPLITS}.")
+    if data_file is None:
+        path = (Path(root) if root is not None else default_root()) / filename(size)
+        if not path.exists():
+            download(root, size)
+    else:
+        path = Path(data_file)
+        if not path.is_file():
+            raise PathMNISTError(f"data file {path} does not exist; check the path.")
+    image_key, label_key = f"{split}_images", f"{split}_labels"
+    arrays = _read(path, [image_key, *(f"{s}_labels" for s in SPLITS)])
+    for key in (image_key, label_key):
+        if key not in arrays:
+            raise PathMNISTError(
+                f"{path} has no {key!r} array; give an npz in the MedMNIST format "
+                "(keys train/val/test_images and train/val/test_labels)."
+            )
+    labels = {k: _labels(path, k, v) for k, v in arrays.items() if k.endswith("_labels")}
+    images, y = arrays[image_key], labels[label_key]
+    if images.dtype != np.uint8:
+        raise PathMNISTError(f"{path}: {image_key} are {images.dtype}; store images as uint8.")
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[3] == 3)):
+        raise PathMNISTError(
+            f"{path}: {image_key} has shape {images.shape}; store images as (N, H, W, 3) RGB"
+            " or (N, H, W) grayscale."
+        )
+    if images.shape[1] != images.shape[2]:
+        raise PathMNISTError(
+            f"{path}: {image_key} are {images.shape[1]}x{images.shape[2]}; images must be square."
+        )
+    if len(images) == 0:
+        raise PathMNISTError(f"{path}: the {split} split is empty; give it at least one image.")
+    if len(images) != len(y):
+        raise PathMNISTError(
+            f"{path}: {image_key} has {len(images)} images but {label_key} has {len(y)} labels;"
+            " give one label per image."
+        )
+    names = _class_names(path, labels)
+    for key, ys in labels.items():
+        if ys.size and ys.max() >= len(names):
+            raise PathMNISTError(
+                f"{path}: {key} holds label {ys.max()}, but the file has {len(names)} classes;"
+                f" labels must lie in 0..{len(names) - 1}."
+            )
+    if images.ndim == 3:
+        images = np.repeat(images[..., None], 3, axis=3)  # (N, H, W) -> (N, H, W, 3)
+    return ImageSet(images, y, names)
+
+
+def stratified_subset(imageset: ImageSet, fraction: float, seed: int = 0) -> ImageSet:
+    """A class-balanced random `fraction` of `imageset` (the seed project's 20% tuning subset).
+
+    Each class c with n_c images keeps round(fraction * n_c) of them, at least one, so its
+    count is within one image of fraction * n_c and no class disappears. Indices are drawn
+    with numpy's default_rng(seed) and kept in their original order.
+    """
+    if not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:  # NaN fails too.
+        raise PathMNISTError(f"subset fraction {fraction!r} must lie in (0, 1]; e.g. 0.2.")
+    if fraction == 1:
+        return imageset
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(imageset.labels):
+        members = np.flatnonzero(imageset.labels == c)
+        k = max(1, math.floor(fraction * len(members) + 0.5))  # Round half up, at least one.
+        keep.append(rng.choice(members, size=k, replace=False))
+    idx = np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
+    return ImageSet(imageset.images[idx], imageset.labels[idx], imageset.class_names)
+
+
+class BatchLoader:
+    """Batches of one split, with no per-sample Python and no worker processes.
+
+    The whole split lives on `device` as one uint8 tensor (N, H, W, 3), a quarter of a float32
+    copy; each epoch draws a permutation from a CPU generator seeded with
+    seed * 1_000_003 + epoch, slices it into batches with index_select and hands the batch
+    and the same generator to `transform`, so (seed, epoch) fixes order and augmentation.
+    The training loop calls set_epoch(e); iterating does not advance the epoch.
+    """
+
+    def __init__(self, imageset: ImageSet, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 transform=None, device="cpu", drop_last: bool = False):  # fmt: skip
+        if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise PathMNISTError(f"batch size {batch_size!r} must be a positive integer.")
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.seed, self.transform, self.epoch = int(seed), transform, 0
+        self.device = torch.device(device)
+        self.num_samples = len(imageset)
+        with warnings.catch_warnings():  # A read-only array is fine: we only ever read it.
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            self.images = torch.from_numpy(imageset.images).to(self.device)  # (N, H, W, 3) uint8
+        self.labels = torch.from_numpy(imageset.labels).to(self.device, torch.int64)  # (N,)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose permutation (and augmentation draws) the next pass uses."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
+
+    def __iter__(self):
+        n, b = self.num_samples, self.batch_size
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.device)
+        for start in range(0, len(self) * b, b):
+            idx = order[start : start + b]
+            x = self.images.index_select(0, idx)  # (B, H, W, 3) uint8
+            y = self.labels.index_select(0, idx)  # (B,) int64
+            yield (x if self.transform is None else self.transform(x, generator)), y

@@ -1,0 +1,108 @@
+"""The run directory: metrics.json, the figures and report.md, written atomically.
+
+The seed project shipped a written report next to its notebook; every example here
+writes one into its run directory, from the same numbers it prints:
+
+    config.json  history.csv  best.pt   (written by training.fit)
+    metrics.json {"val": {"accuracy", "macro_auc", "loss"}, "test": {...}}
+    figures/     loss_curve.png, accuracy_curve.png, confusion_<split>.png, roc_<split>.png,
+                 recall_<split>.png, montage.png
+    report.md    config, curves, metrics table, per-class report, figures
+
+Tested in tests/test_report.py.
+"""
+
+from pathlib import Path
+
+from pathmnist import metrics, plots
+from pathmnist.io import write_json, write_text
+
+
+def split_metrics(evaluation) -> dict:
+    """The three numbers metrics.json keeps per split, as plain floats."""
+    return {
+        "accuracy": float(evaluation.accuracy),
+        "macro_auc": float(evaluation.macro_auc),
+        "loss": float(evaluation.loss),
+    }
+
+
+def write_metrics(out_dir, evaluations: dict) -> Path:
+    """metrics.json: one object per evaluated split, e.g. {"val": {...}, "test": {...}}."""
+    return write_json(Path(out_dir) / "metrics.json",
+                      {split: split_metrics(ev) for split, ev in evaluations.items()})
+
+
+def save_figures(out_dir, history=None, evaluations=None, class_names=(), images=None) -> dict:
+    """Draw every figure the run has data for into out_dir/figures; return {title: path}."""
+    fig_dir = Path(out_dir) / "figures"
+    figures = {}
+    if history is not None and history.rows:
+        figures["Loss"] = plots.loss_curve(history, fig_dir / "loss_curve.png")
+        figures["Accuracy"] = plots.accuracy_curve(history, fig_dir / "accuracy_curve.png")
+    for split, ev in (evaluations or {}).items():
+        cm = metrics.confusion_matrix(ev.labels, ev.probs.argmax(1), len(class_names))
+        figures[f"Confusion matrix ({split})"] = plots.confusion_matrix_plot(
+            cm, class_names, fig_dir / f"confusion_{split}.png")
+        figures[f"ROC curves ({split})"] = plots.roc_curves(
+            ev.labels, ev.probs, class_names, fig_dir / f"roc_{split}.png")
+        figures[f"Recall per class ({split})"] = plots.recall_bars(
+            cm, class_names, fig_dir / f"recall_{split}.png")
+    if images is not None:
+        figures["Sample images per class"] = plots.montage(images, fig_dir / "montage.png")
+    return figures
+
+
+def _table(header, rows) -> str:
+    """A Markdown table from a header list and rows of already-formatted cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_report(title, config=None, history=None, evaluations=None, class_names=(),
+                  figures=None, sections=()) -> str:
+    """report.md's text: what ran, how it went, what it scored, and the figures."""
+    parts = [f"# {title}"]
+    if config is not None:
+        parts.append("## Configuration\n\n" + _table(
+            ["setting", "value"], [(k, f"`{v}`") for k, v in config.to_dict().items()]))
+    if history is not None and history.rows:
+        rows = [(r["epoch"], f"{r['train_loss']:.4f}", f"{r['train_acc']:.4f}",
+                 f"{r['val_loss']:.4f}", f"{r['val_acc']:.4f}", f"{r['val_auc']:.4f}",
+                 f"{r['lr']:.2e}", f"{r['seconds']:.1f}") for r in history.rows]
+        stop = "stopped early" if history.stopped_early else "ran all epochs"
+        parts.append(
+            f"## Training\n\nBest epoch {history.best_epoch} (weights restored); {stop}.\n\n"
+            + _table(["epoch", "train loss", "train acc", "val loss", "val acc", "val AUC",
+                      "lr", "s"], rows))
+    if evaluations:
+        parts.append("## Metrics\n\n" + _table(
+            ["split", "accuracy", "macro AUC", "loss"],
+            [(s, f"{ev.accuracy:.4f}", f"{ev.macro_auc:.4f}", f"{ev.loss:.4f}")
+             for s, ev in evaluations.items()]))
+        split, ev = list(evaluations.items())[-1]
+        report = metrics.classification_report(ev.labels, ev.probs.argmax(1), class_names)
+        parts.append(f"## Per-class report ({split})\n\n" + metrics.format_report(report))
+    parts += list(sections)
+    if figures:
+        parts.append("## Figures\n\n" + "\n\n".join(
+            f"### {name}\n\n![{name}](figures/{Path(p).name})" for name, p in figures.items()))
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(out_dir, title, **kwargs) -> Path:
+    """Render report.md into out_dir atomically (see `render_report` for the arguments)."""
+    return write_text(Path(out_dir) / "report.md", render_report(title, **kwargs))
+
+
+def format_table(evaluations: dict, history=None) -> str:
+    """The short table an example prints at the end: one line per evaluated split."""
+    lines = []
+    if history is not None and history.rows:
+        lines.append(f"best epoch {history.best_epoch} of {len(history.rows)}"
+                     + (" (stopped early)" if history.stopped_early else ""))
+    lines.append(f"{'split':<6} {'accuracy':>9} {'macro AUC':>10} {'loss':>8}")
+    lines += [f"{s:<6} {ev.accuracy:>9.4f} {ev.macro_auc:>10.4f} {ev.loss:>8.4f}"
+              for s, ev in evaluations.items()]
+    return "\n".join(lines)
