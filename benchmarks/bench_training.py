@@ -127,7 +127,7 @@ def main(argv=None):
         f"({n_batches} batches of {args.batch_size}, Adam 1e-3, seed 0), validation on "
         f"{args.val}; device {device.type}; median of {args.repeats} interleaved repeats.",
         "",
-        "| variant | computes in | s per epoch | s per batch | ratio to fp32 | val acc |",
+        "| variant | computes in | s per training epoch | s per batch | ratio to fp32 | val acc |",
         "|---|---|---|---|---|---|",
     ]
     for v, precision in variants.items():
