@@ -1,6 +1,7 @@
 """The examples' shared flags: defaults keep the seed's baseline, given flags override
 it, the data flags pick the right file, and user errors become `error:` + exit 2."""
 
+import numpy as np
 import pytest
 
 from pathmnist import cli
@@ -46,7 +47,10 @@ def test_data_file_overrides_dataset_and_subset_is_stratified(tiny_npz):
     splits = cli.load_data(parse("--dataset", "synthetic", "--data-file", str(tiny_npz),
                                  "--subset", "0.5"))
     assert set(splits) == {"train", "val", "test"}
-    assert len(splits["train"]) == 15 and len(splits["val"]) == 10
+    full = cli.load_data(parse("--data-file", str(tiny_npz)), splits=("train",))["train"]
+    expected = sum(max(1, round(c / 2 + 1e-9)) for c in np.bincount(full.labels))
+    assert len(splits["train"]) == expected < len(full)
+    assert len(splits["val"]) == 10
 
 
 def test_synthetic_dataset_is_made_once_in_the_data_root(tmp_path, monkeypatch):

@@ -41,3 +41,12 @@ def test_any_text_roundtrips(tmp_path_factory, text):
     """Any unicode text is written and read back unchanged."""
     p = tmp_path_factory.mktemp("w") / "f.txt"
     assert write_text(p, text).read_bytes().decode("utf-8") == text
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    """Files are readable by others as with open() (mkstemp alone would make them 0600)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (write_text(tmp_path / "f", "x").stat().st_mode & 0o777) == 0o666 & ~umask

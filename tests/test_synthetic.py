@@ -69,7 +69,7 @@ def test_shift_changes_only_the_test_split():
     """The stain shift leaves train and val untouched and moves every test image."""
     a = synthetic.generate(6, 6, 6, size=16, seed=2, shift=0.0)
     b = synthetic.generate(6, 6, 6, size=16, seed=2, shift=1.5)
-    for key in KEYS[:4] + ["test_labels"]:
+    for key in [*KEYS[:4], "test_labels"]:
         assert np.array_equal(a[key], b[key]), key
     diff = np.abs(a["test_images"].astype(int) - b["test_images"]).mean(axis=(1, 2, 3))
     assert (diff > 1).all()
@@ -120,7 +120,9 @@ def test_medmnist_loads_the_file(tmp_path):
     synthetic.write_npz(tmp_path / "pathmnist_64.npz", arrays)
     for split, n in (("train", 12), ("val", 9), ("test", 10)):
         ds = medmnist.PathMNIST(split=split, root=str(tmp_path), size=64, download=False)
-        assert ds.imgs.shape == (n, 64, 64, 3) and np.array_equal(ds.imgs, arrays[f"{split}_images"])
+        assert ds.imgs.shape == (n, 64, 64, 3) and np.array_equal(
+            ds.imgs, arrays[f"{split}_images"]
+        )
         image, target = ds[n - 1]
         assert image.size == (64, 64) and image.mode == "RGB"
         assert target.tolist() == [int(arrays[f"{split}_labels"][n - 1, 0])]
@@ -153,10 +155,11 @@ def test_memory_stays_bounded_by_chunks():
 
 @pytest.mark.slow
 def test_full_size_file_loads_in_medmnist(tmp_path):
-    """A file with PathMNIST's split sizes (89,996 / 10,004 / 7,180; at 28x28 to stay
-    fast) passes medmnist.PathMNIST's own size check: len() equals the real split size."""
+    """A file with PathMNIST's split sizes (89,996 / 10,004 / 7,180; at 28x28 and stored
+    uncompressed to stay fast) passes medmnist.PathMNIST's own size check: len() equals
+    the real split size."""
     sizes = tuple(data.SPLIT_SIZES[s] for s in ("train", "val", "test"))
-    synthetic.write_npz(tmp_path / "pathmnist.npz", synthetic.generate(*sizes, size=28))
+    np.savez(tmp_path / "pathmnist.npz", **synthetic.generate(*sizes, size=28))
     for split in ("train", "val", "test"):
         ds = medmnist.PathMNIST(split=split, root=str(tmp_path), size=28)
         assert len(ds) == data.SPLIT_SIZES[split] and ds[len(ds) - 1][0].size == (28, 28)
@@ -253,6 +256,8 @@ def test_cli_as_a_module(tmp_path):
         ({"shift": -0.1}, "shift"),
         ({"shift": float("nan")}, "shift"),
         ({"shift": "big"}, "shift"),
+        ({"shift": float("inf")}, "shift"),
+        ({"workers": 0}, "workers"),
     ],
 )
 def test_bad_values_raise(kwargs, word):

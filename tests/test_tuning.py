@@ -79,21 +79,25 @@ def test_grid_search_resumes_after_interruption(tiny_splits, tmp_path, monkeypat
                               epochs=1, base=BASE, quiet=True)
     assert len(full) == 8
 
+    class Interrupted(Exception):
+        """Stands for the user's Ctrl-C: the run ends in the middle of the search."""
+
     calls = []
     real_fit = tuning.fit
 
     def fit_that_stops(*args, **kwargs):
         calls.append(args[0])
         if len(calls) == 4:
-            raise KeyboardInterrupt
+            raise Interrupted
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(tuning, "fit", fit_that_stops)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         tuning.grid_search(tuning.DEFAULT_SPACE, train, val, tmp_path / "cut", epochs=1,
                            base=BASE, quiet=True)
     assert len(tuning.read_results(tmp_path / "cut" / "results.csv")) == 3
     calls.clear()
+    monkeypatch.setattr(tuning, "fit", lambda *a, **k: calls.append(a[0]) or real_fit(*a, **k))
     resumed = tuning.grid_search(tuning.DEFAULT_SPACE, train, val, tmp_path / "cut",
                                  epochs=1, base=BASE, quiet=True)
     assert len(calls) == 5
