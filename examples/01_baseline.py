@@ -23,18 +23,28 @@ def main(argv=None):
     config = cli.config_from_args(args)
     splits = cli.load_data(args, splits=("train", "val"))
     train, val = splits["train"], splits["val"]
-    print(f"train {len(train):,} images, val {len(val):,}, {train.num_classes} classes, "
-          f"{train.image_size}x{train.image_size}; writing to {out}")
+    print(
+        f"train {len(train):,} images, val {len(val):,}, {train.num_classes} classes, "
+        f"{train.image_size}x{train.image_size}; writing to {out}"
+    )
 
     history = training.fit(config, train, val, out, resume=args.resume, quiet=args.quiet)
-    evaluations = {"val": training.evaluate_imageset(history.model, val, history.eval_transform, config)}
+    evaluations = {
+        "val": training.evaluate_imageset(history.model, val, history.eval_transform, config)
+    }
 
     # %% The run directory: metrics, figures, report
     report.write_metrics(out, evaluations)
     figures = report.save_figures(out, history, evaluations, train.class_names, images=train)
-    report.write_report(out, "Lesson 1: baseline", config=config, history=history,
-                        evaluations=evaluations, class_names=train.class_names,
-                        figures=figures)
+    report.write_report(
+        out,
+        "Lesson 1: baseline",
+        config=config,
+        history=history,
+        evaluations=evaluations,
+        class_names=train.class_names,
+        figures=figures,
+    )
     print(report.format_table(evaluations, history))
 
 

@@ -13,7 +13,7 @@ which lesson 3 reads.
 import dataclasses
 from pathlib import Path
 
-from pathmnist import cli, plots, report, training, tuning
+from pathmnist import cli, plots, report, tuning
 from pathmnist.io import write_json
 
 
@@ -26,21 +26,36 @@ def main(argv=None):
     args.epochs = None  # --epochs sets the trial length here, not the final training's
     base = cli.config_from_args(args)
     splits = cli.load_data(args, splits=("train", "val"))
-    print(f"tuning on {len(splits['train']):,} training images ({args.subset:.0%}), "
-          f"{len(splits['val']):,} val; writing to {out}")
-    results = tuning.grid_search(tuning.DEFAULT_SPACE, splits["train"], splits["val"], out,
-                                 epochs=epochs, base=base, resume=args.resume,
-                                 quiet=args.quiet)
+    print(
+        f"tuning on {len(splits['train']):,} training images ({args.subset:.0%}), "
+        f"{len(splits['val']):,} val; writing to {out}"
+    )
+    results = tuning.grid_search(
+        tuning.DEFAULT_SPACE,
+        splits["train"],
+        splits["val"],
+        out,
+        epochs=epochs,
+        base=base,
+        resume=args.resume,
+        quiet=args.quiet,
+    )
 
     # %% The best configuration, the table and the chart
     best = dataclasses.replace(base, **results[0]["params"])
     write_json(out / "best_config.json", best.to_dict())
     chart = plots.trials_bar(results, out / "figures" / "trials.png")
     table = tuning.format_results(results)
-    report.write_report(out, "Lesson 2: grid search", config=base,
-                        figures={"Trials": chart},
-                        sections=[f"## Results (best first, {epochs} epochs each)\n\n{table}",
-                                  f"Best: `{results[0]['params']}` -> best_config.json"])
+    report.write_report(
+        out,
+        "Lesson 2: grid search",
+        config=base,
+        figures={"Trials": chart},
+        sections=[
+            f"## Results (best first, {epochs} epochs each)\n\n{table}",
+            f"Best: `{results[0]['params']}` -> best_config.json",
+        ],
+    )
     print(table)
     print(f"best: {results[0]['params']} (val acc {results[0]['best_val_acc']:.4f})")
 

@@ -18,29 +18,45 @@ from pathmnist import cli, report, training
 # %% Training the final model
 def main(argv=None):
     p = cli.parser(__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, default=Path("runs/02_tuning/best_config.json"),
-                   help="best_config.json written by examples/02_tuning.py")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("runs/02_tuning/best_config.json"),
+        help="best_config.json written by examples/02_tuning.py",
+    )
     args = p.parse_args(argv)
     out = args.out or Path("runs/03_final_evaluation")
     config = cli.config_from_args(args, base=training.TrainConfig.from_json(args.config))
     splits = cli.load_data(args)
-    print(f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
-          f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}")
-    history = training.fit(config, splits["train"], splits["val"], out,
-                           resume=args.resume, quiet=args.quiet)
+    print(
+        f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
+        f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}"
+    )
+    history = training.fit(
+        config, splits["train"], splits["val"], out, resume=args.resume, quiet=args.quiet
+    )
 
     # %% Validation versus test
-    evaluations = {s: training.evaluate_imageset(history.model, splits[s], history.eval_transform,
-                                                   config)
-                   for s in ("val", "test")}
+    evaluations = {
+        s: training.evaluate_imageset(history.model, splits[s], history.eval_transform, config)
+        for s in ("val", "test")
+    }
     gap = evaluations["val"].accuracy - evaluations["test"].accuracy
     report.write_metrics(out, evaluations)
     figures = report.save_figures(out, history, evaluations, splits["train"].class_names)
     report.write_report(
-        out, "Lesson 3: final evaluation", config=config, history=history,
-        evaluations=evaluations, class_names=splits["train"].class_names, figures=figures,
-        sections=[f"## Validation versus test\n\nThe test accuracy is {gap:.4f} below "
-                  "validation: the test split comes from another centre with another stain."])
+        out,
+        "Lesson 3: final evaluation",
+        config=config,
+        history=history,
+        evaluations=evaluations,
+        class_names=splits["train"].class_names,
+        figures=figures,
+        sections=[
+            f"## Validation versus test\n\nThe test accuracy is {gap:.4f} below "
+            "validation: the test split comes from another centre with another stain."
+        ],
+    )
     print(report.format_table(evaluations, history))
     print(f"val - test accuracy gap: {gap:.4f}")
 

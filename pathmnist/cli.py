@@ -23,25 +23,46 @@ def parser(description: str) -> argparse.ArgumentParser:
     meaning "keep the TrainConfig (or best_config.json) value"."""
     p = argparse.ArgumentParser(description=description)
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", choices=["pathmnist", "synthetic"], default="pathmnist",
-                   help="the real PathMNIST (downloaded once, about 0.7 GB at 64x64) or the "
-                        "offline synthetic stand-in (default: pathmnist)")
-    d.add_argument("--data-file", type=Path,
-                   help="any MedMNIST-format npz; overrides --dataset")
-    d.add_argument("--data-root", type=Path, default=None,
-                   help="folder for downloads and the synthetic cache (default ~/.medmnist)")
-    d.add_argument("--size", type=int, choices=list(data.SIZES), default=64,
-                   help="image size of the PathMNIST file to use (default 64)")
-    d.add_argument("--subset", type=float, default=None, metavar="FRACTION",
-                   help="train on a stratified fraction of the training split, in (0, 1]")
+    d.add_argument(
+        "--dataset",
+        choices=["pathmnist", "synthetic"],
+        default="pathmnist",
+        help="the real PathMNIST (downloaded once, about 0.7 GB at 64x64) or the "
+        "offline synthetic stand-in (default: pathmnist)",
+    )
+    d.add_argument("--data-file", type=Path, help="any MedMNIST-format npz; overrides --dataset")
+    d.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="folder for downloads and the synthetic cache (default ~/.medmnist)",
+    )
+    d.add_argument(
+        "--size",
+        type=int,
+        choices=list(data.SIZES),
+        default=64,
+        help="image size of the PathMNIST file to use (default 64)",
+    )
+    d.add_argument(
+        "--subset",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="train on a stratified fraction of the training split, in (0, 1]",
+    )
     t = p.add_argument_group("training (default: the seed's baseline, TrainConfig)")
     t.add_argument("--arch", choices=["resnet18", "resnet34", "resnet50"])
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--optimizer", choices=["adam", "sgd"])
-    t.add_argument("--augment", action="store_true", default=None,
-                   help="random flips and 90-degree rotations of the training batches")
+    t.add_argument(
+        "--augment",
+        action="store_true",
+        default=None,
+        help="random flips and 90-degree rotations of the training batches",
+    )
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     t.add_argument("--seed", type=int)
@@ -53,8 +74,17 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 # Flags whose value replaces the TrainConfig field of the same name when given.
-CONFIG_FLAGS = ("arch", "epochs", "batch_size", "lr", "optimizer", "augment", "device",
-                "precision", "seed")
+CONFIG_FLAGS = (
+    "arch",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "augment",
+    "device",
+    "precision",
+    "seed",
+)
 
 
 def config_from_args(args, base: TrainConfig | None = None) -> TrainConfig:
@@ -93,6 +123,5 @@ def run(main) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("\ninterrupted: rerun the same command with --resume to continue.",
-              file=sys.stderr)
+        print("\ninterrupted: rerun the same command with --resume to continue.", file=sys.stderr)
         sys.exit(130)

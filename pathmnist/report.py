@@ -29,8 +29,10 @@ def split_metrics(evaluation) -> dict:
 
 def write_metrics(out_dir, evaluations: dict) -> Path:
     """metrics.json: one object per evaluated split, e.g. {"val": {...}, "test": {...}}."""
-    return write_json(Path(out_dir) / "metrics.json",
-                      {split: split_metrics(ev) for split, ev in evaluations.items()})
+    return write_json(
+        Path(out_dir) / "metrics.json",
+        {split: split_metrics(ev) for split, ev in evaluations.items()},
+    )
 
 
 def save_figures(out_dir, history=None, evaluations=None, class_names=(), images=None) -> dict:
@@ -43,11 +45,14 @@ def save_figures(out_dir, history=None, evaluations=None, class_names=(), images
     for split, ev in (evaluations or {}).items():
         cm = metrics.confusion_matrix(ev.labels, ev.probs.argmax(1), len(class_names))
         figures[f"Confusion matrix ({split})"] = plots.confusion_matrix_plot(
-            cm, class_names, fig_dir / f"confusion_{split}.png")
+            cm, class_names, fig_dir / f"confusion_{split}.png"
+        )
         figures[f"ROC curves ({split})"] = plots.roc_curves(
-            ev.labels, ev.probs, class_names, fig_dir / f"roc_{split}.png")
+            ev.labels, ev.probs, class_names, fig_dir / f"roc_{split}.png"
+        )
         figures[f"Recall per class ({split})"] = plots.recall_bars(
-            cm, class_names, fig_dir / f"recall_{split}.png")
+            cm, class_names, fig_dir / f"recall_{split}.png"
+        )
     if images is not None:
         figures["Sample images per class"] = plots.montage(images, fig_dir / "montage.png")
     return figures
@@ -60,34 +65,60 @@ def _table(header, rows) -> str:
     return "\n".join(lines)
 
 
-def render_report(title, config=None, history=None, evaluations=None, class_names=(),
-                  figures=None, sections=()) -> str:
+def render_report(
+    title, config=None, history=None, evaluations=None, class_names=(), figures=None, sections=()
+) -> str:
     """report.md's text: what ran, how it went, what it scored, and the figures."""
     parts = [f"# {title}"]
     if config is not None:
-        parts.append("## Configuration\n\n" + _table(
-            ["setting", "value"], [(k, f"`{v}`") for k, v in config.to_dict().items()]))
+        parts.append(
+            "## Configuration\n\n"
+            + _table(["setting", "value"], [(k, f"`{v}`") for k, v in config.to_dict().items()])
+        )
     if history is not None and history.rows:
-        rows = [(r["epoch"], f"{r['train_loss']:.4f}", f"{r['train_acc']:.4f}",
-                 f"{r['val_loss']:.4f}", f"{r['val_acc']:.4f}", f"{r['val_auc']:.4f}",
-                 f"{r['lr']:.2e}", f"{r['seconds']:.1f}") for r in history.rows]
+        rows = [
+            (
+                r["epoch"],
+                f"{r['train_loss']:.4f}",
+                f"{r['train_acc']:.4f}",
+                f"{r['val_loss']:.4f}",
+                f"{r['val_acc']:.4f}",
+                f"{r['val_auc']:.4f}",
+                f"{r['lr']:.2e}",
+                f"{r['seconds']:.1f}",
+            )
+            for r in history.rows
+        ]
         stop = "stopped early" if history.stopped_early else "ran all epochs"
         parts.append(
             f"## Training\n\nBest epoch {history.best_epoch} (weights restored); {stop}.\n\n"
-            + _table(["epoch", "train loss", "train acc", "val loss", "val acc", "val AUC",
-                      "lr", "s"], rows))
+            + _table(
+                ["epoch", "train loss", "train acc", "val loss", "val acc", "val AUC", "lr", "s"],
+                rows,
+            )
+        )
     if evaluations:
-        parts.append("## Metrics\n\n" + _table(
-            ["split", "accuracy", "macro AUC", "loss"],
-            [(s, f"{ev.accuracy:.4f}", f"{ev.macro_auc:.4f}", f"{ev.loss:.4f}")
-             for s, ev in evaluations.items()]))
+        parts.append(
+            "## Metrics\n\n"
+            + _table(
+                ["split", "accuracy", "macro AUC", "loss"],
+                [
+                    (s, f"{ev.accuracy:.4f}", f"{ev.macro_auc:.4f}", f"{ev.loss:.4f}")
+                    for s, ev in evaluations.items()
+                ],
+            )
+        )
         split, ev = list(evaluations.items())[-1]
         report = metrics.classification_report(ev.labels, ev.probs.argmax(1), class_names)
         parts.append(f"## Per-class report ({split})\n\n" + metrics.format_report(report))
     parts += list(sections)
     if figures:
-        parts.append("## Figures\n\n" + "\n\n".join(
-            f"### {name}\n\n![{name}](figures/{Path(p).name})" for name, p in figures.items()))
+        parts.append(
+            "## Figures\n\n"
+            + "\n\n".join(
+                f"### {name}\n\n![{name}](figures/{Path(p).name})" for name, p in figures.items()
+            )
+        )
     return "\n\n".join(parts) + "\n"
 
 
@@ -100,9 +131,13 @@ def format_table(evaluations: dict, history=None) -> str:
     """The short table an example prints at the end: one line per evaluated split."""
     lines = []
     if history is not None and history.rows:
-        lines.append(f"best epoch {history.best_epoch} of {len(history.rows)}"
-                     + (" (stopped early)" if history.stopped_early else ""))
+        lines.append(
+            f"best epoch {history.best_epoch} of {len(history.rows)}"
+            + (" (stopped early)" if history.stopped_early else "")
+        )
     lines.append(f"{'split':<6} {'accuracy':>9} {'macro AUC':>10} {'loss':>8}")
-    lines += [f"{s:<6} {ev.accuracy:>9.4f} {ev.macro_auc:>10.4f} {ev.loss:>8.4f}"
-              for s, ev in evaluations.items()]
+    lines += [
+        f"{s:<6} {ev.accuracy:>9.4f} {ev.macro_auc:>10.4f} {ev.loss:>8.4f}"
+        for s, ev in evaluations.items()
+    ]
     return "\n".join(lines)

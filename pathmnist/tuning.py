@@ -55,13 +55,19 @@ def grid(space):
                     f"the search space names {key!r}, which is not a TrainConfig field; "
                     f"use one of {sorted(fields)}."
                 )
-            if isinstance(values, str | bytes) or not hasattr(values, "__iter__") or not list(values):
+            if (
+                isinstance(values, str | bytes)
+                or not hasattr(values, "__iter__")
+                or not list(values)
+            ):
                 raise PathMNISTError(
                     f"the search space gives {key!r} the value {values!r}; give a non-empty "
                     "list of values to try."
                 )
         keys = list(sub)
-        trials += [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*sub.values())]
+        trials += [
+            dict(zip(keys, combo, strict=True)) for combo in itertools.product(*sub.values())
+        ]
     return trials
 
 
@@ -103,7 +109,7 @@ def _append_result(path, row) -> None:
         params = trial_key(r["params"]).replace('"', '""')
         lines.append(
             f'{r["trial"]},"{params}",{r["best_val_acc"]!r},{r["best_val_loss"]!r},'
-            f'{r["best_epoch"]},{r["seconds"]:.3f}'
+            f"{r['best_epoch']},{r['seconds']:.3f}"
         )
     write_text(path, "\n".join(lines) + "\n")
 
@@ -141,18 +147,25 @@ def grid_search(space, train, val, out_dir, epochs=3, base=None, resume=True, qu
             print(f"trial {i + 1}/{len(trials)}: {params}")
         start = time.perf_counter()
         history = fit(
-            config, train, val, trial_dir,
-            resume=(trial_dir / "last.pt").exists(), quiet=quiet,
+            config,
+            train,
+            val,
+            trial_dir,
+            resume=(trial_dir / "last.pt").exists(),
+            quiet=quiet,
         )
         best = max(history.rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
-        _append_result(results_path, {
-            "trial": i,
-            "params": params,
-            "best_val_acc": best["val_acc"],
-            "best_val_loss": min(r["val_loss"] for r in history.rows),
-            "best_epoch": best["epoch"],
-            "seconds": time.perf_counter() - start,
-        })
+        _append_result(
+            results_path,
+            {
+                "trial": i,
+                "params": params,
+                "best_val_acc": best["val_acc"],
+                "best_val_loss": min(r["val_loss"] for r in history.rows),
+                "best_epoch": best["epoch"],
+                "seconds": time.perf_counter() - start,
+            },
+        )
         for name in ("last.pt", "best.pt"):
             (trial_dir / name).unlink(missing_ok=True)
     return rank(read_results(results_path))
@@ -161,10 +174,14 @@ def grid_search(space, train, val, out_dir, epochs=3, base=None, resume=True, qu
 def format_results(results) -> str:
     """A Markdown table of ranked trials: rank, parameters, best val acc and loss."""
     keys = sorted({k for r in results for k in r["params"]})
-    lines = ["| rank | " + " | ".join(keys) + " | best val acc | best val loss | epoch | s |",
-             "|" + "---|" * (len(keys) + 5)]
+    lines = [
+        "| rank | " + " | ".join(keys) + " | best val acc | best val loss | epoch | s |",
+        "|" + "---|" * (len(keys) + 5),
+    ]
     for i, r in enumerate(results, 1):
         cells = [str(r["params"].get(k, "")) for k in keys]
-        lines.append(f"| {i} | " + " | ".join(cells) + f" | {r['best_val_acc']:.4f} | "
-                     f"{r['best_val_loss']:.4f} | {r['best_epoch']} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {i} | " + " | ".join(cells) + f" | {r['best_val_acc']:.4f} | "
+            f"{r['best_val_loss']:.4f} | {r['best_epoch']} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)

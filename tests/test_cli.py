@@ -23,8 +23,9 @@ def test_no_flags_is_the_seed_baseline():
 def test_given_flags_override_the_base():
     """Each given flag replaces its field; the others keep the base's values."""
     base = TrainConfig(lr=0.05, optimizer="sgd")
-    config = cli.config_from_args(parse("--epochs", "3", "--batch-size", "64", "--augment",
-                                        "--seed", "7"), base)
+    config = cli.config_from_args(
+        parse("--epochs", "3", "--batch-size", "64", "--augment", "--seed", "7"), base
+    )
     assert (config.epochs, config.batch_size, config.augment, config.seed) == (3, 64, True, 7)
     assert (config.lr, config.optimizer) == (0.05, "sgd")
 
@@ -44,8 +45,9 @@ def test_bad_choice_exits_2():
 
 def test_data_file_overrides_dataset_and_subset_is_stratified(tiny_npz):
     """--data-file wins over --dataset; --subset keeps a stratified fraction of train."""
-    splits = cli.load_data(parse("--dataset", "synthetic", "--data-file", str(tiny_npz),
-                                 "--subset", "0.5"))
+    splits = cli.load_data(
+        parse("--dataset", "synthetic", "--data-file", str(tiny_npz), "--subset", "0.5")
+    )
     assert set(splits) == {"train", "val", "test"}
     full = cli.load_data(parse("--data-file", str(tiny_npz)), splits=("train",))["train"]
     expected = sum(max(1, round(c / 2 + 1e-9)) for c in np.bincount(full.labels))
@@ -74,6 +76,7 @@ def test_synthetic_dataset_is_made_once_in_the_data_root(tmp_path, monkeypatch):
 
 def test_run_turns_user_errors_into_one_line(capsys):
     """run() prints `error: <sentence>` to stderr and exits with status 2."""
+
     def main():
         raise PathMNISTError("the file x.npz is missing; pass --data-file with a real file.")
 
@@ -81,4 +84,5 @@ def test_run_turns_user_errors_into_one_line(capsys):
         cli.run(main)
     assert e.value.code == 2
     assert capsys.readouterr().err == (
-        "error: the file x.npz is missing; pass --data-file with a real file.\n")
+        "error: the file x.npz is missing; pass --data-file with a real file.\n"
+    )
