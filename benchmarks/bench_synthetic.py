@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -49,23 +50,23 @@ def main(argv=None):
     cores = len(os.sched_getaffinity(0))
     synthetic.generate(512, 1, 1, size=args.size)  # Warm-up: caches, thread pool, imports.
 
+    n, size = args.n, args.size
     rows = {"threads": [], "one": [], "write": [], "zeros": []}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.npz"
         for i in range(args.repeats):
-            jobs = {
-                "threads": lambda: synthetic.generate(args.n, 1, 1, size=args.size, seed=i),
-                "one": lambda: synthetic.generate(args.n, 1, 1, size=args.size, seed=i, workers=1),
-                "write": lambda: synthetic.write_npz(path, arrays),
-                "zeros": lambda: np.savez_compressed(
-                    path, images=np.zeros((args.n, args.size, args.size, 3), np.uint8)
-                ),
-            }
-            for name in ("threads", "one") if i % 2 == 0 else ("one", "threads"):
-                wall, cpu, arrays = timed(jobs[name])
-                rows[name].append((wall, cpu))
-            for name in ("write", "zeros"):
-                wall, cpu, _ = timed(jobs[name])
+            # Alternate which generate runs first, so neither always follows the other.
+            for workers in (None, 1) if i % 2 == 0 else (1, None):
+                wall, cpu, arrays = timed(
+                    partial(synthetic.generate, n, 1, 1, size=size, seed=i, workers=workers)
+                )
+                rows["one" if workers == 1 else "threads"].append((wall, cpu))
+            zeros = {"train_images": np.zeros((n, size, size, 3), np.uint8)}
+            for name, fn in (
+                ("write", partial(synthetic.write_npz, path, arrays)),
+                ("zeros", partial(np.savez_compressed, path, **zeros)),
+            ):
+                wall, cpu, _ = timed(fn)
                 rows[name].append((wall, cpu))
 
     def rates(name):

@@ -27,7 +27,7 @@ def parser(description: str) -> argparse.ArgumentParser:
         "--dataset",
         choices=["pathmnist", "synthetic"],
         default="pathmnist",
-        help="the real PathMNIST (downloaded once, about 0.7 GB at 64x64) or the "
+        help="the real PathMNIST (downloaded once into --data-root) or the "
         "offline synthetic stand-in (default: pathmnist)",
     )
     d.add_argument("--data-file", type=Path, help="any MedMNIST-format npz; overrides --dataset")
