@@ -248,19 +248,29 @@ def recall_bars(cm, class_names, path):
     cm = _check_cm(cm, class_names)
     totals = cm.sum(axis=1)
     recall = np.divide(np.diag(cm), totals, out=np.zeros(len(totals)), where=totals > 0)
-    c = len(class_names)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * c + 1.2), layout="constrained")
-    y = np.arange(c)
-    ax.barh(y, recall, color="tab:blue")
-    for k in range(c):
-        text = f"{recall[k]:.3f} (n={int(totals[k])})" if totals[k] else "n/a (no samples)"
-        ax.text(min(recall[k], 1.0) + 0.01, k, text, va="center", fontsize=8)
-    ax.set_yticks(y, [_wrap(n, 24) for n in class_names], fontsize=8)
-    ax.invert_yaxis()  # Class 0 on top, as in the confusion matrix.
+    texts = [
+        f"{r:.3f} (n={int(n)})" if n else "n/a (no samples)"
+        for r, n in zip(recall, totals, strict=True)
+    ]
+    labels = [_wrap(n, 24) for n in class_names]
+    colors = ["tab:blue"] * len(labels)
+    xlabel = "recall (true positives / samples of the class)"
+    return _hbars(recall, labels, texts, colors, xlabel, "Recall per class", path)
+
+
+def _hbars(values, labels, texts, colors, xlabel, title, path):
+    """Horizontal bars in [0, 1], first row on top, each with its value text at its end."""
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(values) + 1.2), layout="constrained")
+    y = np.arange(len(values))
+    ax.barh(y, values, color=colors)
+    for k, text in enumerate(texts):
+        ax.text(min(values[k], 1.0) + 0.01, k, text, va="center", fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()  # Row 0 on top: class 0 as in the confusion matrix, or the best trial.
     ax.set_xlim(0, 1.3)  # Room for the value labels right of a full bar.
     ax.set_xticks(np.linspace(0, 1, 6))
-    ax.set_xlabel("recall (true positives / samples of the class)")
-    ax.set_title("Recall per class")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
@@ -273,18 +283,7 @@ def trials_bar(results, path):
         raise PathMNISTError("there are no trials to plot; run at least one grid-search trial.")
     labels = [", ".join(f"{k}={v}" for k, v in r["params"].items()) for r in results]
     acc = [r["best_val_acc"] for r in results]
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(results) + 1.2), layout="constrained")
-    y = np.arange(len(results))
-    ax.barh(y, acc, color=["tab:green"] + ["tab:blue"] * (len(results) - 1))
-    for k, r in enumerate(results):
-        ax.text(
-            acc[k] + 0.01, k, f"{acc[k]:.4f} (epoch {r['best_epoch']})", va="center", fontsize=8
-        )
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.invert_yaxis()  # The first (best) trial on top.
-    ax.set_xlim(0, 1.3)  # Room for the value labels right of a full bar.
-    ax.set_xticks(np.linspace(0, 1, 6))
-    ax.set_xlabel("best validation accuracy")
-    ax.set_title("Grid search: one bar per trial (green: the best)")
-    ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    texts = [f"{a:.4f} (epoch {r['best_epoch']})" for a, r in zip(acc, results, strict=True)]
+    colors = ["tab:green"] + ["tab:blue"] * (len(results) - 1)
+    title = "Grid search: one bar per trial (green: the best)"
+    return _hbars(acc, labels, texts, colors, "best validation accuracy", title, path)
