@@ -10,6 +10,14 @@ import pytest
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from strategies import (
+    channel_means,
+    channel_stds,
+    float_nchw_batches,
+    seeds,
+    square_uint8_nhwc_batches,
+    uint8_nhwc_batches,
+)
 from torchvision.transforms.v2 import functional as TF
 
 from pathmnist.errors import PathMNISTError
@@ -26,14 +34,6 @@ from pathmnist.transforms import (
     hflip,
     rot90,
     vflip,
-)
-from tests.strategies import (
-    channel_means,
-    channel_stds,
-    float_nchw_batches,
-    seeds,
-    square_uint8_nhwc_batches,
-    uint8_nhwc_batches,
 )
 
 MEAN, STD = (0.74, 0.53, 0.71), (0.12, 0.18, 0.13)  # H&E-like: pink, so green is lowest
