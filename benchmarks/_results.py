@@ -10,10 +10,11 @@ import datetime
 import os
 import platform
 import re
-import tempfile
 from pathlib import Path
 
 import torch
+
+from pathmnist.io import write_text
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = (
@@ -56,7 +57,4 @@ def write_section(name: str, title: str, body: str) -> None:
         if pattern.search(text)
         else text.rstrip() + "\n\n" + section
     )
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text.rstrip() + "\n")
-    os.replace(tmp, RESULTS)
+    write_text(RESULTS, text.rstrip() + "\n")

@@ -18,7 +18,6 @@ import numbers
 import os
 import re
 import sys
-import tempfile
 import urllib.request
 import warnings
 import zipfile
@@ -32,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pathmnist.errors import PathMNISTError
+from pathmnist.io import atomic_path
 
 INFO = medmnist.INFO["pathmnist"]
 CLASS_NAMES: tuple[str, ...] = tuple(INFO["label"][str(i)] for i in range(len(INFO["label"])))
@@ -98,33 +98,28 @@ def download(root=None, size: int = 64, *, url=None, md5=None, progress: bool = 
         warnings.warn(
             f"{target} has the wrong MD5 (expected {expected}); downloading it again.", stacklevel=2
         )
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{target.name}.", suffix=".part")
-    try:
+    # atomic_path renames only if the block ends normally: any failure, Ctrl-C included,
+    # removes the temporary file and leaves no partial download behind.
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:
         digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(source, timeout=60) as response:
-                    total = response.headers.get("Content-Length")
-                    show = progress and sys.stderr.isatty()
-                    bar = tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
-                               desc=target.name, disable=not show)  # fmt: skip
-                    with bar:
-                        while chunk := response.read(1 << 20):
-                            out.write(chunk)
-                            digest.update(chunk)
-                            bar.update(len(chunk))
-            except (OSError, ValueError) as e:  # URLError is an OSError; a bad URL a ValueError
-                raise PathMNISTError(f"could not download {source} ({e}); {by_hand}.") from e
+        try:
+            with urllib.request.urlopen(source, timeout=60) as response:
+                total = response.headers.get("Content-Length")
+                show = progress and sys.stderr.isatty()
+                bar = tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
+                           desc=target.name, disable=not show)  # fmt: skip
+                with bar:
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+        except (OSError, ValueError) as e:  # URLError is an OSError; a bad URL a ValueError
+            raise PathMNISTError(f"could not download {source} ({e}); {by_hand}.") from e
         if digest.hexdigest() != expected:
             raise PathMNISTError(
                 f"the file downloaded from {source} has MD5 {digest.hexdigest()}, not the"
                 f" expected {expected}; try again, or {by_hand}."
             )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):  # Any failure, KeyboardInterrupt included, leaves nothing.
-            os.remove(tmp)
     return target
 
 
