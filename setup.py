@@ -25,6 +25,24 @@ setup(
     extras_require={
         # Oracles (torchvision is already required; scikit-learn is the metrics oracle)
         # and the tools the tests and tox environments use.
-        "dev": ["pytest", "hypothesis", "tox", "ruff", "scikit-learn"],
+        "dev": [
+            "pytest",
+            "hypothesis",
+            "tox",
+            "ruff",
+            "scikit-learn",  # metrics, class weights, halving schedule
+            "scikit-image",  # rgb2hed / hed2rgb
+            "torchstain",  # Macenko normalisation
+            "captum",  # LayerGradCam
+            "grad-cam",  # pytorch_grad_cam.GradCAM
+            "torchmetrics",  # MulticlassCalibrationError
+            "statsmodels",  # Wilson interval, exact McNemar
+            "scipy",  # t interval, bootstrap, minimize_scalar
+            "kornia",  # focal loss
+            "mkdocs",
+            "mkdocs-material",
+            "mkdocstrings[python]",
+            "markdown-exec",
+        ],
     },
 )

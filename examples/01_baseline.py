@@ -2,7 +2,7 @@
 
 ResNet-18 from scratch, Adam lr 1e-3, batch 128, 10 epochs, weight decay 1e-4,
 StepLR(5, 0.1), early stopping with patience 3 on the validation loss (the defaults of
-`pathmnist.training.TrainConfig`). Trains on the training split, validates every epoch,
+`pathmnist.config.TrainConfig`). Trains on the training split, validates every epoch,
 and writes its run directory (config.json, history.csv, best.pt, metrics.json, report.md,
 figures/). The test split stays untouched until lesson 3.
 
@@ -19,7 +19,7 @@ from pathmnist import cli, report, training
 # %% The run
 def main(argv=None):
     args = cli.parser(__doc__.splitlines()[0]).parse_args(argv)
-    out = args.out or Path("runs/01_baseline")
+    out = cli.check_run_flags(args, args.out or Path("runs/01_baseline"))
     config = cli.config_from_args(args)
     splits = cli.load_data(args, splits=("train", "val"))
     train, val = splits["train"], splits["val"]
@@ -28,7 +28,9 @@ def main(argv=None):
         f"{train.image_size}x{train.image_size}; writing to {out}"
     )
 
-    history = training.fit(config, train, val, out, resume=args.resume, quiet=args.quiet)
+    history = training.fit(
+        config, train, val, out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
+    )
     evaluations = {
         "val": training.evaluate_imageset(history.model, val, history.eval_transform, config)
     }

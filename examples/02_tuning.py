@@ -1,10 +1,11 @@
-"""Lesson 2: the seed project's grid search on a stratified 20% subset.
+"""Lesson 2: the seed project's grid search on a stratified 20% subset, with repeats.
 
-Adam lr {1e-3, 3e-3} and SGD lr {1e-2, 3e-2}, each with batch size {64, 128}: 8 trials
-of 3 epochs on a stratified 20% of the training split, validated on the full validation
-split. Writes results.csv (one row per finished trial; rerun with --resume to skip
-those), a results table in report.md, a bar chart of the trials and best_config.json,
-which lesson 3 reads.
+Adam lr {1e-3, 3e-3} and SGD lr {1e-2, 3e-2}, each with batch size {64, 128}: 8 trials of
+3 epochs on a stratified 20% of the training split, validated on the full validation
+split. `--repeats K` runs each trial with K seeds and ranks by the mean, with a 95%
+interval; `--strategy halving` runs successive halving instead of the full grid. Writes
+search.json and results.csv (rerun with --resume to skip finished runs), a results table in
+report.md, a chart of the trials and best_config.json, which lesson 3 reads.
 
     python examples/02_tuning.py --dataset synthetic       # offline, about 5 min on 2 CPU cores
 """
@@ -14,50 +15,61 @@ import dataclasses
 from pathlib import Path
 
 from pathmnist import cli, plots, report, tuning
+from pathmnist.errors import PathMNISTError
 from pathmnist.io import write_json
 
 
 # %% The search
 def main(argv=None):
-    args = cli.parser(__doc__.splitlines()[0]).parse_args(argv)
-    out = args.out or Path("runs/02_tuning")
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=1, help="seeds per trial (default 1)")
+    p.add_argument("--strategy", choices=list(tuning.STRATEGIES), default="grid")
+    p.add_argument("--eta", type=int, default=3, help="halving: keep the best 1/eta (default 3)")
+    p.add_argument("--max-epochs", type=int, default=9, help="halving: the last round's epochs")
+    args = p.parse_args(argv)
+    out = cli.check_run_flags(args, args.out or Path("runs/02_tuning"), "search.json")
     args.subset = 0.2 if args.subset is None else args.subset  # the seed's 20% subset
-    epochs = args.epochs or 3  # the seed's 3 epochs per trial
+    epochs = args.epochs or 3  # the seed's 3 epochs per trial; halving's first round
     args.epochs = None  # --epochs sets the trial length here, not the final training's
     base = cli.config_from_args(args)
     splits = cli.load_data(args, splits=("train", "val"))
+    train, val = splits["train"], splits["val"]
     print(
-        f"tuning on {len(splits['train']):,} training images ({args.subset:.0%}), "
-        f"{len(splits['val']):,} val; writing to {out}"
+        f"tuning on {len(train):,} training images ({args.subset:.0%}), {len(val):,} val, "
+        f"{args.repeats} seed(s) per trial, strategy {args.strategy}; writing to {out}"
     )
-    results = tuning.grid_search(
-        tuning.DEFAULT_SPACE,
-        splits["train"],
-        splits["val"],
-        out,
-        epochs=epochs,
-        base=base,
-        resume=args.resume,
-        quiet=args.quiet,
-    )
+    common = dict(base=base, repeats=args.repeats, resume=args.resume,
+                  overwrite=args.overwrite, quiet=args.quiet)  # fmt: skip
+    if args.strategy == "grid":
+        summary = tuning.grid_search(tuning.DEFAULT_SPACE, train, val, out, epochs, **common)
+        rounds = None
+    else:
+        summary, rounds = tuning.halving_search(
+            tuning.DEFAULT_SPACE, train, val, out, eta=args.eta, min_epochs=epochs,
+            max_epochs=args.max_epochs, **common,
+        )  # fmt: skip
+    if not summary:
+        raise PathMNISTError("the search finished no trial; check --epochs and --repeats.")
 
     # %% The best configuration, the table and the chart
-    best = dataclasses.replace(base, **results[0]["params"])
-    write_json(out / "best_config.json", best.to_dict())
-    chart = plots.trials_bar(results, out / "figures" / "trials.png")
-    table = tuning.format_results(results)
-    report.write_report(
-        out,
-        "Lesson 2: grid search",
-        config=base,
-        figures={"Trials": chart},
-        sections=[
-            f"## Results (best first, {epochs} epochs each)\n\n{table}",
-            f"Best: `{results[0]['params']}` -> best_config.json",
-        ],
-    )
+    best = summary[0]
+    write_json(out / "best_config.json", dataclasses.replace(base, **best["params"]).to_dict())
+    chart = plots.trials_bar(summary, out / "figures" / "trials.png")
+    table = report.format_results(summary)
+    rows = tuning.read_results(out / "results.csv")
+    spent = tuning.compute(rows, len(train))
+    sections = [
+        f"## Results (best first)\n\n{table}",
+        f"Compute: {spent:,} image-epochs over {len(rows)} runs.",
+        f"Best: `{best['params']}` -> best_config.json",
+    ]
+    if rounds is not None:
+        sections.insert(0, report.format_rounds(rounds))
+    report.write_report(out, "Lesson 2: tuning", config=base, figures={"Trials": chart},
+                        sections=sections)  # fmt: skip
     print(table)
-    print(f"best: {results[0]['params']} (val acc {results[0]['best_val_acc']:.4f})")
+    print(f"compute: {spent:,} image-epochs")
+    print(f"best: {best['params']} (mean val acc {best['val_acc']:.4f} over {best['n']} seed(s))")
 
 
 if __name__ == "__main__":

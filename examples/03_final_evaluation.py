@@ -13,6 +13,7 @@ centre, with another stain).
 from pathlib import Path
 
 from pathmnist import cli, report, training
+from pathmnist.config import TrainConfig
 
 
 # %% Training the final model
@@ -25,15 +26,21 @@ def main(argv=None):
         help="best_config.json written by examples/02_tuning.py",
     )
     args = p.parse_args(argv)
-    out = args.out or Path("runs/03_final_evaluation")
-    config = cli.config_from_args(args, base=training.TrainConfig.from_json(args.config))
+    out = cli.check_run_flags(args, args.out or Path("runs/03_final_evaluation"))
+    config = cli.config_from_args(args, base=TrainConfig.from_json(args.config))
     splits = cli.load_data(args)
     print(
         f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
         f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}"
     )
     history = training.fit(
-        config, splits["train"], splits["val"], out, resume=args.resume, quiet=args.quiet
+        config,
+        splits["train"],
+        splits["val"],
+        out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
     )
 
     # %% Validation versus test

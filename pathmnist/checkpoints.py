@@ -1,37 +1,34 @@
-"""What a training run is and what it leaves on disk: its settings (TrainConfig), its
-per-epoch record (History, history.csv) and its checkpoints (last.pt, best.pt: atomic
-save, safe load, the random-number state a resume needs, the resume checks), and
-`load_checkpoint` to get a model back. `pathmnist.training` re-exports all of these.
+"""What a training run leaves on disk and how it comes back: checkpoints (last.pt, best.pt)
+written atomically with a checksum, loaded safely, and the checks a resume must pass.
 
-A checkpoint is a plain dict of tensors, numbers, strings, lists, tuples and dicts, so
-it loads with `torch.load(weights_only=True)`, which unpickles only those types (since
-torch 2.6 the default: a checkpoint from elsewhere cannot run code on load). That rules
-out numpy arrays and dataclasses, so the config travels as a dict and numpy's RNG state
-as lists. Files are written atomically (temporary file in the same folder, then
-`os.replace`, via `pathmnist.io.atomic_path`): a crash mid-save leaves the previous
-checkpoint intact.
+A checkpoint is a plain dict of tensors, numbers, strings, lists, tuples and dicts, so it
+loads with `torch.load(weights_only=True)`, which unpickles only those types (since torch
+2.6 the default): a checkpoint from elsewhere cannot run code on load. That rules out numpy
+arrays and dataclasses, so the config travels as a dict and numpy's RNG state as lists.
+Files are written atomically (`pathmnist.io.atomic_path`): a crash mid-save leaves the
+previous checkpoint intact. Each file carries a SHA-256 of its contents (every tensor's
+bytes and every other value's repr), checked on load: torch's zip reader does not verify
+its CRCs, so without it one flipped bit in a weight would be resumed silently.
 
 Why save RNG states at all? The batch order and augmentation of epoch e come from the
-loader's own generator seeded with (seed, epoch), so they need no saved state; but
-anything else that draws from the global generators (dropout, a user's transform) would
-diverge after a resume without them. Saving torch's CPU and CUDA states, numpy's and
-Python's keeps a resumed run bit-identical to an uninterrupted one on the same machine.
+loader's own generator seeded with (seed, epoch), so they need no saved state; but anything
+else that draws from the global generators (dropout, a user's transform) would diverge
+after a resume without them. Saving torch's CPU and CUDA states, numpy's and Python's keeps
+a resumed run bit-identical to an uninterrupted one on the same machine.
 
-A resume must continue the same experiment: `open_run` compares the saved config with
-the new one field by field; only the fields in RESUME_MAY_CHANGE (the number of epochs,
-the device, the precision) may differ, and the data must have the same classes and sizes.
+last.pt holds what a resume needs (model, optimizer, scheduler, early-stopping counters,
+RNG states, the rows so far); the best epoch's weights live only in best.pt, which a resume
+reads back, so each epoch writes the weights once more at most, not twice.
 
-Tested in tests/test_training.py (round trip through weights_only, corrupt and missing
-files, resume refusals, resume bit-identical to an uninterrupted run, history.csv).
+Tested in tests/test_checkpoints.py and tests/test_training.py (round trip through
+weights_only, corrupt, truncated, foreign and bit-flipped files, resume refusals, resume
+bit-identical to an uninterrupted run).
 """
 
-import dataclasses
-import json
-import math
+import hashlib
 import pickle
 import random
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,139 +36,57 @@ import numpy as np
 import torch
 from torch import nn
 
+from pathmnist.config import RESUME_MAY_CHANGE, TrainConfig
 from pathmnist.errors import PathMNISTError
-from pathmnist.io import atomic_path, write_text
-from pathmnist.resnet import ARCHS, STEMS
+from pathmnist.history import History
+from pathmnist.io import atomic_path
+from pathmnist.resnet import build
 from pathmnist.transforms import build_transforms
 
-FORMAT = "pathmnist-checkpoint-1"  # Bumped when the layout of the dict changes.
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_auc")
-HISTORY_COLUMNS += ("lr", "seconds")  # lr used during the epoch; wall-clock seconds.
-# Fields a resume may change: how long to train and where/how to compute. Any other change
-# would make the resumed run a different experiment from the one saved in last.pt.
-RESUME_MAY_CHANGE = ("epochs", "device", "precision")
-# What EarlyStopping may monitor, with its mode: a loss falls, an accuracy or AUC rises.
-MONITORS = {"val_loss": "min", "val_acc": "max", "val_auc": "max"}
-OPTIMIZERS = ("adam", "sgd")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
+FORMAT = "pathmnist-checkpoint-2"  # Bumped when the layout of the dict changes.
+# What a resume reads from last.pt; a file without one of these is not a last.pt.
+RESUME_KEYS = ("model", "optimizer", "scheduler", "early_stopping", "rng", "rows", "epoch")
 
 
-@dataclass
-class TrainConfig:
-    """One training run's settings; the defaults are the seed project's baseline."""
+def _digest(obj, h) -> None:
+    """Feed `obj` into the hash `h` in a fixed order: tensors by dtype, shape and bytes."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, dict):
+        h.update(b"D%d" % len(obj))
+        for k in sorted(obj, key=repr):
+            h.update(repr(k).encode())
+            _digest(obj[k], h)
+    elif isinstance(obj, list | tuple):
+        h.update(b"L%d" % len(obj))
+        for v in obj:
+            _digest(v, h)
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r}".encode())
 
-    arch: str = "resnet18"  # The seed's model (resnet.ARCHS lists the others).
-    stem: str = "imagenet"  # The seed used torchvision's stem (7x7/2 conv + max-pool).
-    optimizer: str = "adam"  # The seed's baseline; its grid also tried "sgd".
-    lr: float = 1e-3  # Seed baseline, confirmed best by its grid search.
-    momentum: float = 0.9  # SGD only: the usual heavy-ball value, as the seed's SGD runs.
-    batch_size: int = 128  # Seed baseline (its grid search preferred 64, by a hair).
-    epochs: int = 10  # Seed baseline.
-    weight_decay: float = 1e-4  # Seed: an L2 penalty passed to the optimizer.
-    step_size: int = 5  # Seed: StepLR(step_size=5, gamma=0.1), lr / 10 after epoch 5.
-    gamma: float = 0.1  # Seed, as above.
-    patience: int = 3  # Seed: stop after 3 epochs without improvement.
-    min_delta: float = 0.0  # Keras's default: any improvement counts.
-    monitor: str = "val_loss"  # Seed: the validation loss (mode min).
-    augment: bool = False  # The seed trained without augmentation.
-    size: int | None = None  # Resize to size x size; None keeps the data's (seed: 64).
-    seed: int = 0  # Fixes initial weights, batch order and augmentation.
-    device: str = "auto"  # CUDA when present, else the CPU.
-    precision: str = "auto"  # bf16 where the hardware has it natively, else fp32.
 
-    def validate(self) -> "TrainConfig":
-        """Raise PathMNISTError naming the first bad field; return self if all are fine."""
-
-        def whole(v, low):
-            return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= low
-
-        def real(v, low, high=math.inf):
-            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            return ok and low <= v < high
-
-        rules = [
-            (name, getattr(self, name) in allowed, f"choose one of {', '.join(allowed)}")
-            for name, allowed in (
-                ("arch", tuple(ARCHS)),
-                ("stem", STEMS),
-                ("optimizer", OPTIMIZERS),
-                ("monitor", tuple(MONITORS)),
-                ("device", DEVICES),
-                ("precision", PRECISIONS),
-            )
-        ]
-        rules += [
-            (name, whole(getattr(self, name), low), f"use a whole number >= {low}")
-            for name, low in (
-                ("batch_size", 1),
-                ("epochs", 1),
-                ("step_size", 1),
-                ("patience", 0),
-                ("seed", 0),
-            )
-        ]
-        rules += [
-            ("size", self.size is None or whole(self.size, 1), "use None or an int >= 1"),
-            ("lr", real(self.lr, 0) and self.lr > 0, "use a finite number > 0, e.g. 1e-3"),
-            ("gamma", real(self.gamma, 0) and self.gamma > 0, "use a number > 0, e.g. 0.1"),
-            ("momentum", real(self.momentum, 0, 1), "use a number in [0, 1), e.g. 0.9"),
-            ("weight_decay", real(self.weight_decay, 0), "use a finite number >= 0"),
-            ("min_delta", real(self.min_delta, 0), "use a finite number >= 0"),
-            ("augment", isinstance(self.augment, bool), "use True or False"),
-        ]
-        for name, ok, fix in rules:
-            if not ok:
-                raise PathMNISTError(
-                    f"TrainConfig {name}={getattr(self, name)!r} is not allowed; {fix}."
-                )
-        return self
-
-    def to_dict(self) -> dict:
-        """The fields as a plain dict (JSON- and weights_only-safe)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build and validate a config; missing fields keep their defaults."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(d) - set(names))
-        if unknown:
-            raise PathMNISTError(
-                f"unknown TrainConfig field(s) {', '.join(unknown)}; use only {', '.join(names)}."
-            )
-        return cls(**d).validate()
-
-    @classmethod
-    def from_json(cls, path) -> "TrainConfig":
-        """Read a config from JSON: a bare config object (best_config.json) or a run's
-        config.json (whose "config" key holds it)."""
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise PathMNISTError(
-                f"there is no config file at {path}; write it first "
-                "(examples/02_tuning.py writes best_config.json)."
-            ) from None
-        except (OSError, ValueError) as e:
-            raise PathMNISTError(f"{path} is not a readable JSON config ({e}); fix it.") from None
-        d = d["config"] if isinstance(d, dict) and isinstance(d.get("config"), dict) else d
-        if not isinstance(d, dict):
-            raise PathMNISTError(f"{path} holds a {type(d).__name__}, not a config object.")
-        return cls.from_dict(d)
+def checksum(payload: dict) -> str:
+    """SHA-256 (hex) of a checkpoint's contents, the "sha256" entry itself left out."""
+    h = hashlib.sha256()
+    _digest({k: v for k, v in payload.items() if k != "sha256"}, h)
+    return h.hexdigest()
 
 
 def save(payload: dict, path) -> Path:
-    """Write `payload` (plus the FORMAT tag) to `path` with torch.save, atomically."""
+    """Write `payload` (plus the FORMAT tag and its checksum) with torch.save, atomically."""
     path = Path(path)
+    payload = {"format": FORMAT, **payload}
+    payload["sha256"] = checksum(payload)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+        torch.save(payload, tmp)
     return path
 
 
 def load(path, fix: str = "train again without --resume") -> dict:
     """Read a checkpoint onto the CPU with weights_only=True; PathMNISTError if missing,
-    unreadable or not written by `save` (the message ends with `fix`)."""
+    unreadable, not written by `save`, or changed since (the message ends with `fix`)."""
     path = Path(path)
     if not path.is_file():
         raise PathMNISTError(f"there is no checkpoint at {path}; {fix}.")
@@ -180,23 +95,21 @@ def load(path, fix: str = "train again without --resume") -> dict:
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise PathMNISTError(
-            f"{path} is not a readable checkpoint ({reason}); it may be truncated or from "
-            f"another program: {fix}."
+            f"{path} is not a readable checkpoint ({reason}); it may be truncated, corrupt or "
+            f"from another program: {fix}."
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise PathMNISTError(
-            f"{path} is a torch file but not a pathmnist checkpoint (format "
-            f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}"
-            f", expected {FORMAT!r}); {fix}."
+            f"{path} is a torch file but not a pathmnist checkpoint (format {found!r}, "
+            f"expected {FORMAT!r}); {fix}."
+        )
+    if payload.get("sha256") != checksum(payload):
+        raise PathMNISTError(
+            f"{path} fails its checksum: the file changed after it was written (a disk error "
+            f"or an edit); {fix}."
         )
     return payload
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and every CUDA device), numpy's global generator and Python's."""
-    torch.manual_seed(seed)  # Also seeds all CUDA devices.
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy seed fits 32 bits.
-    random.seed(seed)
 
 
 def rng_state() -> dict:
@@ -236,32 +149,44 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def open_run(out_dir, resume: bool, config: dict, class_names, sizes: dict) -> dict | None:
-    """Start the run in `out_dir`: with resume, return last.pt after checking that it is
-    the same experiment; without, delete an earlier run's checkpoints and history, so
-    the folder never mixes two runs, and return None."""
+def data_identity(imageset) -> dict:
+    """What identifies a split's data cheaply: its size, image shape, a hash of all its
+    labels and of every 97th image (a different file with the same split sizes almost
+    surely differs in one of them)."""
+    h = hashlib.sha256(imageset.labels.astype(np.int64).tobytes())
+    h.update(np.ascontiguousarray(imageset.images[::97]).tobytes())
+    return {"n": len(imageset), "shape": list(imageset.images.shape[1:]), "sha256": h.hexdigest()}
+
+
+def open_run(out_dir, config: dict, data: dict) -> dict:
+    """Return last.pt of `out_dir` after checking that resuming it continues the same
+    experiment: the same config (but RESUME_MAY_CHANGE) and the same data."""
     out_dir = Path(out_dir)
-    if not resume:
-        for name in ("last.pt", "best.pt", "history.csv"):
-            (out_dir / name).unlink(missing_ok=True)
-        return None
-    if not (out_dir / "last.pt").exists():
+    fix = "drop --resume and pass --overwrite to start anew"
+    saved = load(out_dir / "last.pt", fix)
+    missing = [k for k in (*RESUME_KEYS, "config", "data") if k not in saved]
+    if missing:
         raise PathMNISTError(
-            f"there is nothing to resume in {out_dir} (no last.pt); drop --resume to start anew."
+            f"{out_dir / 'last.pt'} lacks {', '.join(missing)}, so it is not a last.pt "
+            f"(a best.pt copied over it?); {fix}."
         )
-    saved = load(out_dir / "last.pt", "drop --resume to start a new run")
+    old_config = TrainConfig.from_dict(saved["config"]).to_dict()
     for key, value in config.items():
-        old = saved["config"].get(key)
-        if key not in RESUME_MAY_CHANGE and old != value:
+        if key not in RESUME_MAY_CHANGE and old_config.get(key) != value:
             raise PathMNISTError(
-                f"cannot resume {out_dir}: its run used {key}={old!r} but this one asks for "
-                f"{key}={value!r}; use the same {key}, or train in a new folder without --resume."
+                f"cannot resume {out_dir}: its run used {key}={old_config.get(key)!r} but this "
+                f"one asks for {key}={value!r}; use the same {key}, or train in a new folder."
             )
-    if tuple(saved["class_names"]) != tuple(class_names) or saved["sizes"] != sizes:
+    if saved["data"] != data:
         raise PathMNISTError(
-            f"cannot resume {out_dir}: its run had {saved['sizes']} images of classes "
-            f"{tuple(saved['class_names'])}; this data differs: use the same data, or drop "
-            "--resume."
+            f"cannot resume {out_dir}: it was trained on other data (another file, subset or "
+            "seed); resume with the same data, or train in a new folder."
+        )
+    done = len(saved["rows"])
+    if config["epochs"] < done:
+        raise PathMNISTError(
+            f"cannot resume {out_dir} with epochs={config['epochs']}: it has already trained "
+            f"{done} epochs; pass --epochs {done} or more."
         )
     return saved
 
@@ -272,11 +197,13 @@ def save_epoch(out_dir, info: dict, model, optimizer, scheduler, stopper, rows, 
     epoch = rows[-1]["epoch"]
     if stopper.best_epoch == epoch:  # Model, config and normalisation: load_checkpoint's needs.
         save({**info, "model": model.state_dict(), "epoch": epoch}, out_dir / "best.pt")
+    early = stopper.state_dict()
+    early["best_weights"] = None  # They are best.pt's model: `restore` reads them from there.
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),  # Adam's moments (or SGD's momentum buffers).
         "scheduler": scheduler.state_dict(),
-        "early_stopping": stopper.state_dict(),  # Counters and a copy of the best weights.
+        "early_stopping": early,
         "rng": rng_state(),
         "rows": rows,
         "stopped_early": stopped,
@@ -286,49 +213,29 @@ def save_epoch(out_dir, info: dict, model, optimizer, scheduler, stopper, rows, 
     History(rows).to_csv(out_dir / "history.csv")
 
 
-def restore(saved: dict, model, optimizer, scheduler, stopper) -> tuple[list[dict], bool]:
-    """Load last.pt's states into fresh objects; return its (rows, stopped_early)."""
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    stopper.load_state_dict(saved["early_stopping"])
+def restore(out_dir, saved: dict, model, optimizer, scheduler, stopper):
+    """Load last.pt's states (and best.pt's weights) into fresh objects; return its
+    (rows, stopped_early)."""
+    try:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        stopper.load_state_dict(saved["early_stopping"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise PathMNISTError(
+            f"{Path(out_dir) / 'last.pt'} does not fit this model and optimizer "
+            f"({type(e).__name__}); train in a new folder."
+        ) from None
+    if stopper.best_epoch:
+        best = load(Path(out_dir) / "best.pt", "train in a new folder (best.pt is gone)")
+        if best.get("epoch") != stopper.best_epoch:
+            raise PathMNISTError(
+                f"{Path(out_dir) / 'best.pt'} is from epoch {best.get('epoch')}, not the best "
+                f"epoch {stopper.best_epoch} that last.pt records; train in a new folder."
+            )
+        stopper.best_weights = {k: v.clone() for k, v in best["model"].items()}
     set_rng_state(saved["rng"])
     return list(saved["rows"]), bool(saved["stopped_early"])
-
-
-@dataclass
-class History:
-    """What `fit` returns: per-epoch rows, the best epoch and the best model."""
-
-    rows: list[dict]  # One dict per epoch with the keys HISTORY_COLUMNS.
-    best_epoch: int = 0  # 1-based; 0 if no epoch had a finite monitored value.
-    stopped_early: bool = False
-    model: nn.Module | None = None  # Best weights restored, in eval mode.
-    eval_transform: object = None  # Normalises (and resizes) other splits as val.
-
-    def to_csv(self, path) -> Path:
-        """Write the rows as CSV atomically; repr of a float round-trips exactly."""
-        lines = [",".join(HISTORY_COLUMNS)]
-        for r in self.rows:
-            values = [str(int(r["epoch"]))] + [repr(float(r[c])) for c in HISTORY_COLUMNS[1:]]
-            lines.append(",".join(values))
-        return write_text(path, "\n".join(lines) + "\n")
-
-    @classmethod
-    def from_csv(cls, path, monitor: str = "val_loss") -> "History":
-        """Read a history.csv; best_epoch is the first epoch with the best `monitor`."""
-        lines = Path(path).read_text().split()
-        if not lines or tuple(lines[0].split(",")) != HISTORY_COLUMNS:
-            raise PathMNISTError(
-                f"{path} is not a history.csv: its header should be {','.join(HISTORY_COLUMNS)}."
-            )
-        rows = []
-        for line in lines[1:]:
-            row = dict(zip(HISTORY_COLUMNS, map(float, line.split(",")), strict=True))
-            rows.append({**row, "epoch": int(row["epoch"])})
-        sign = 1 if MONITORS[monitor] == "min" else -1
-        best = min(rows, key=lambda r: sign * r[monitor])["epoch"] if rows else 0
-        return cls(rows, best_epoch=best)
 
 
 class Checkpoint(NamedTuple):
@@ -347,9 +254,11 @@ def load_checkpoint(path) -> Checkpoint:
     payload = load(path, fix)
     try:
         config = TrainConfig.from_dict(payload["config"])
-        model = ARCHS[config.arch](num_classes=int(payload["num_classes"]), stem=config.stem)
+        model = build(config.arch, num_classes=int(payload["num_classes"]), stem=config.stem)
         model.load_state_dict(payload["model"])
-        _, eval_tf = build_transforms(payload["mean"], payload["std"], size=config.size)
+        _, eval_tf = build_transforms(
+            payload["mean"], payload["std"], size=config.size, stain=payload.get("stain")
+        )
         names = tuple(payload["class_names"])
     except (KeyError, RuntimeError, TypeError) as e:
         raise PathMNISTError(

@@ -1,5 +1,5 @@
 """PathMNIST on disk and in memory: facts, download, load_split, ImageSet, stratified_subset,
-BatchLoader.
+(BatchLoader, which feeds a split to the model, is in pathmnist.loader).
 
 Source: MedMNIST v2 (Yang et al. 2023, Scientific Data 10:41, arXiv 2110.14795); PathMNIST is
 Kather et al. 2019's NCT-CRC-HE-100K (train/val) and CRC-VAL-HE-7K (test). Every fact (class
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import medmnist
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
+from pathmnist import checks
 from pathmnist.errors import PathMNISTError
 from pathmnist.io import atomic_path
 
@@ -68,13 +68,10 @@ def default_root() -> Path:
     return Path(os.path.expanduser("~")) / ".medmnist"
 
 
-def file_md5(path, chunk_size: int = 1 << 20) -> str:
-    """The MD5 sum (hex) of a file, read in 1 MiB chunks so a 2 GB file is never in memory."""
-    digest = hashlib.md5(usedforsecurity=False)
+def file_md5(path) -> str:
+    """The MD5 sum (hex) of a file, streamed by hashlib (a 2 GB file is never in memory)."""
     with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def download(root=None, size: int = 64, *, url=None, md5=None, progress: bool = True) -> Path:
@@ -196,13 +193,29 @@ def _labels(path: Path, key: str, labels: np.ndarray) -> np.ndarray:
 
 def _class_names(path: Path, labels: dict[str, np.ndarray]) -> tuple[str, ...]:
     """Class names for a file: medmnist's when its name is a MedMNIST flag file
-    ("bloodmnist_64.npz"), else PathMNIST's for 9 classes, else "class 0", "class 1", ..."""
+    ("bloodmnist_64.npz"), else PathMNIST's for 9 classes, else "class 0", "class 1", ...
+
+    The labels must be 0..K-1 with every class present in the training split (K from
+    medmnist for a flag file, else the number of distinct training labels): one stray 12
+    among 0..8 is a corrupt file, not a 13-class problem."""
     flag = re.sub(r"_\d+$", "", path.stem)
-    if flag in medmnist.INFO and not medmnist.INFO[flag]["task"].startswith("multi-label"):
+    known = flag in medmnist.INFO and not medmnist.INFO[flag]["task"].startswith("multi-label")
+    train = labels.get("train_labels", np.zeros(0, np.int64))
+    k = len(medmnist.INFO[flag]["label"]) if known else len(np.unique(train))
+    odd = sorted({int(v) for y in labels.values() for v in np.unique(y) if v >= k})
+    missing = sorted(set(range(k)) - set(np.unique(train).tolist()))
+    if odd or missing:
+        problem = f"label(s) {', '.join(map(str, odd[:5]))} lie outside 0..{k - 1}" if odd else ""
+        problem += "; " if odd and missing else ""
+        if missing:
+            problem += f"class(es) {', '.join(map(str, missing[:5]))} have no training image"
+        raise PathMNISTError(
+            f"{path}: {problem}; labels must be 0..K-1 with every class in the training split: "
+            "fix the file."
+        )
+    if known:
         names = medmnist.INFO[flag]["label"]
         return tuple(names[str(i)] for i in range(len(names)))
-    # Every split's labels count, so train, val and test agree on the number of classes.
-    k = max((int(y.max()) + 1 for y in labels.values() if y.size), default=0)
     return CLASS_NAMES if k == len(CLASS_NAMES) else tuple(f"class {i}" for i in range(k))
 
 
@@ -252,12 +265,6 @@ def load_split(split: str, root=None, size: int = 64, data_file=None) -> ImageSe
             " give one label per image."
         )
     names = _class_names(path, labels)
-    for key, ys in labels.items():
-        if ys.size and ys.max() >= len(names):
-            raise PathMNISTError(
-                f"{path}: {key} holds label {ys.max()}, but the file has {len(names)} classes;"
-                f" labels must lie in 0..{len(names) - 1}."
-            )
     if images.ndim == 3:
         images = np.repeat(images[..., None], 3, axis=3)  # (N, H, W) -> (N, H, W, 3)
     return ImageSet(images, y, names)
@@ -270,8 +277,7 @@ def stratified_subset(imageset: ImageSet, fraction: float, seed: int = 0) -> Ima
     count is within one image of fraction * n_c and no class disappears. Indices are drawn
     with numpy's default_rng(seed) and kept in their original order.
     """
-    if not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:  # NaN fails too.
-        raise PathMNISTError(f"subset fraction {fraction!r} must lie in (0, 1]; e.g. 0.2.")
+    checks.real(fraction, "subset fraction", 0, 1, low_open=True)
     if fraction == 1:
         return imageset
     rng = np.random.default_rng(seed)
@@ -282,47 +288,3 @@ def stratified_subset(imageset: ImageSet, fraction: float, seed: int = 0) -> Ima
         keep.append(rng.choice(members, size=k, replace=False))
     idx = np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
     return ImageSet(imageset.images[idx], imageset.labels[idx], imageset.class_names)
-
-
-class BatchLoader:
-    """Batches of one split, with no per-sample Python and no worker processes.
-
-    The whole split lives on `device` as one uint8 tensor (N, H, W, 3), a quarter of a float32
-    copy; each epoch draws a permutation from a CPU generator seeded with
-    seed * 1_000_003 + epoch, slices it into batches with index_select and hands the batch
-    and the same generator to `transform`, so (seed, epoch) fixes order and augmentation.
-    The training loop calls set_epoch(e); iterating does not advance the epoch.
-    """
-
-    def __init__(self, imageset: ImageSet, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 transform=None, device="cpu", drop_last: bool = False):  # fmt: skip
-        if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise PathMNISTError(f"batch size {batch_size!r} must be a positive integer.")
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.seed, self.transform, self.epoch = int(seed), transform, 0
-        self.device = torch.device(device)
-        self.num_samples = len(imageset)
-        with warnings.catch_warnings():  # A read-only array is fine: we only ever read it.
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            self.images = torch.from_numpy(imageset.images).to(self.device)  # (N, H, W, 3) uint8
-        self.labels = torch.from_numpy(imageset.labels).to(self.device, torch.int64)  # (N,)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose permutation (and augmentation draws) the next pass uses."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return -(-self.num_samples // self.batch_size)
-
-    def __iter__(self):
-        n, b = self.num_samples, self.batch_size
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
-        for start in range(0, len(self) * b, b):
-            idx = order[start : start + b]
-            x = self.images.index_select(0, idx)  # (B, H, W, 3) uint8
-            y = self.labels.index_select(0, idx)  # (B,) int64
-            yield (x if self.transform is None else self.transform(x, generator)), y

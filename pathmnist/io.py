@@ -10,14 +10,31 @@ Tested in tests/test_io.py (content, no leftovers on failure, no partial target)
 """
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
+
+from pathmnist.errors import PathMNISTError
 
 # The process umask, read once (os.umask can only be read by setting it).
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+# Test hook for the fault-injection tests: seconds to sleep after the temporary file is
+# written and before the rename, so a kill can land inside a checkpoint write.
+SLOW_WRITE_ENV = "PATHMNIST_TEST_SLOW_WRITE"
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _disk_full(e: BaseException) -> bool:
+    """A write that failed for lack of space: OSError ENOSPC/EFBIG, or torch.save's
+    RuntimeError from its zip writer ("unexpected pos", "file write failed")."""
+    if isinstance(e, OSError):
+        return e.errno in _FULL
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("unexpected pos" in text or "write failed" in text)
 
 
 @contextlib.contextmanager
@@ -29,11 +46,28 @@ def atomic_path(path):
     is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        what = "the disk is full" if e.errno in _FULL else e.strerror
+        raise PathMNISTError(
+            f"cannot write {path} ({what}); choose a folder you can write to."
+        ) from None
     os.close(fd)
     try:
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        except (OSError, RuntimeError) as e:
+            if _disk_full(e):
+                raise PathMNISTError(
+                    f"writing {path} failed: the disk is full (or a file size limit was "
+                    "reached); the previous file is intact: free some space and rerun "
+                    "(with --resume for a training run)."
+                ) from None
+            raise
+        if os.environ.get(SLOW_WRITE_ENV):
+            time.sleep(float(os.environ[SLOW_WRITE_ENV]))
         # mkstemp makes the file owner-only (0600); give it the mode a plain open() would.
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)

@@ -269,15 +269,3 @@ def classification_report(y_true, y_pred, class_names) -> dict[str, dict]:
         "support": int(support.sum()),
     }
     return report
-
-
-def format_report(report: dict[str, dict], digits: int = 4) -> str:
-    """The report of `classification_report` as a Markdown table (for report.md)."""
-    lines = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
-    for name, row in report.items():
-        label = f"**{name}**" if name == MACRO else name
-        lines.append(
-            f"| {label} | {row['precision']:.{digits}f} | {row['recall']:.{digits}f} | "
-            f"{row['f1']:.{digits}f} | {row['support']} |"
-        )
-    return "\n".join(lines) + "\n"

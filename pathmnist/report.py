@@ -58,11 +58,27 @@ def save_figures(out_dir, history=None, evaluations=None, class_names=(), images
     return figures
 
 
-def _table(header, rows) -> str:
-    """A Markdown table from a header list and rows of already-formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def markdown_table(header, rows, align=None) -> str:
+    """A Markdown table from a header list and rows of already-formatted cells; `align`
+    is one of "l", "r" per column (default: the first left, the rest right)."""
+    align = align or ["l"] + ["r"] * (len(header) - 1)
+    rule = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def format_report(report: dict[str, dict], digits: int = 4) -> str:
+    """The report of `metrics.classification_report` as a Markdown table."""
+    rows = [
+        (
+            f"**{name}**" if name == metrics.MACRO else name,
+            *(f"{row[k]:.{digits}f}" for k in ("precision", "recall", "f1")),
+            row["support"],
+        )
+        for name, row in report.items()
+    ]
+    return markdown_table(["class", "precision", "recall", "F1", "support"], rows) + "\n"
 
 
 def render_report(
@@ -73,7 +89,7 @@ def render_report(
     if config is not None:
         parts.append(
             "## Configuration\n\n"
-            + _table(["setting", "value"], [(k, f"`{v}`") for k, v in config.to_dict().items()])
+            + markdown_table(["setting", "value"], [(k, f"`{v}`") for k, v in config.to_dict().items()])
         )
     if history is not None and history.rows:
         rows = [
@@ -92,7 +108,7 @@ def render_report(
         stop = "stopped early" if history.stopped_early else "ran all epochs"
         parts.append(
             f"## Training\n\nBest epoch {history.best_epoch} (weights restored); {stop}.\n\n"
-            + _table(
+            + markdown_table(
                 ["epoch", "train loss", "train acc", "val loss", "val acc", "val AUC", "lr", "s"],
                 rows,
             )
@@ -100,7 +116,7 @@ def render_report(
     if evaluations:
         parts.append(
             "## Metrics\n\n"
-            + _table(
+            + markdown_table(
                 ["split", "accuracy", "macro AUC", "loss"],
                 [
                     (s, f"{ev.accuracy:.4f}", f"{ev.macro_auc:.4f}", f"{ev.loss:.4f}")
@@ -110,7 +126,7 @@ def render_report(
         )
         split, ev = list(evaluations.items())[-1]
         report = metrics.classification_report(ev.labels, ev.probs.argmax(1), class_names)
-        parts.append(f"## Per-class report ({split})\n\n" + metrics.format_report(report))
+        parts.append(f"## Per-class report ({split})\n\n" + format_report(report))
     parts += list(sections)
     if figures:
         parts.append(
@@ -141,3 +157,18 @@ def format_table(evaluations: dict, history=None) -> str:
         for s, ev in evaluations.items()
     ]
     return "\n".join(lines)
+
+
+def format_results(summary) -> str:
+    """A Markdown table of ranked trials (`tuning.summarize`): parameters, epochs, seeds,
+    mean val accuracy with its 95% interval over seeds, mean val loss at the best epoch."""
+    keys = sorted({k for s in summary for k in s["params"]})
+    header = ["rank", *keys, "epochs", "seeds", "val acc (mean)", "95% interval", "val loss", "s"]
+    rows = []
+    for i, s in enumerate(summary, 1):
+        interval = "n/a (1 seed)" if s["n"] < 2 else f"[{s['val_acc_low']:.3f}, {s['val_acc_high']:.3f}]"
+        rows.append(
+            (i, *(s["params"].get(k, "") for k in keys), s["epochs"], s["n"],
+             f"{s['val_acc']:.4f}", interval, f"{s['val_loss']:.4f}", f"{s['seconds']:.0f}")
+        )  # fmt: skip
+    return markdown_table(header, rows)

@@ -225,6 +225,14 @@ class ResNet(nn.Module):
         raise PathMNISTError(f"ResNet needs a batch of shape {need} but got {got}; {fix}.")
 
     def forward(self, x):
+        return self.fc(self.features(x))  # (B, 9): logits, no softmax (the loss applies it)
+
+    def features(self, x):
+        """Everything before the classifier: (B, 3, H, W) -> pooled features (B, 512).
+
+        Split out so the training loop can run it under bf16 autocast and the classifier
+        in float32 (logits and probabilities keep 24 mantissa bits instead of 8).
+        """
         # Shape comments: ResNet-18, 9 classes, a (B, 3, 64, 64) batch; [small stem].
         self._check_input(x)
         x = self.relu(self.bn1(self.conv1(x)))  # (B, 64, 32, 32)  [(B, 64, 64, 64)]
@@ -234,8 +242,7 @@ class ResNet(nn.Module):
         x = self.layer3(x)  # (B, 256, 4, 4)  [(B, 256, 16, 16)]; Bottleneck: 1024
         x = self.layer4(x)  # (B, 512, 2, 2)  [(B, 512, 8, 8)]; Bottleneck: 2048
         x = self.avgpool(x)  # (B, 512, 1, 1): the mean over every position
-        x = torch.flatten(x, 1)  # (B, 512)
-        return self.fc(x)  # (B, 9): logits, no softmax (the loss applies log-softmax)
+        return torch.flatten(x, 1)  # (B, 512); Bottleneck: 2048
 
 
 def resnet18(num_classes=9, stem="imagenet", zero_init_residual=False):

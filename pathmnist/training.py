@@ -1,152 +1,141 @@
-"""The training loop: TrainConfig, train_one_epoch, evaluate, and fit (with resume).
+"""The training loop: train_one_epoch, evaluate (with test-time augmentation), and fit.
 
 The seed project's recipe, written out with plain torch: cross-entropy loss, Adam (or SGD
 with momentum 0.9) with L2 weight decay, `schedulers.StepLR` stepped once per epoch,
 `early_stopping.EarlyStopping` on the validation loss with the best weights restored.
-`fit` writes the run directory (config.json, history.csv, last.pt, best.pt) through
-`pathmnist.checkpoints`, which also defines TrainConfig, History and load_checkpoint;
-they are re-exported here, where the course uses them.
+The settings are a `config.TrainConfig`; `fit` writes the run directory (config.json,
+history.csv, last.pt, best.pt) through `pathmnist.checkpoints` and `pathmnist.rundir`.
 
-Mixed precision: with precision "bf16" the forward pass runs under `torch.autocast` in
-bfloat16 on channels_last tensors; the loss is computed in float32. "auto" picks bf16 only
-where the hardware has it natively (a CUDA GPU with bf16, or a CPU with AVX512-BF16 or
-AMX), fp32 elsewhere.
+Mixed precision: with precision "bf16" the network up to the pooled features runs under
+`torch.autocast` in bfloat16 on channels_last tensors; the classifier, the loss and the
+softmax run in float32, so probabilities, the validation loss that early stopping watches
+and the macro AUC keep 24 mantissa bits (bf16 keeps 8, which ties many probabilities).
 
 Tested in tests/test_training.py on tiny synthetic sets: the loss falls, the same seed
 gives the same history, a resumed run ends with bit-identical weights to an uninterrupted
 one, early stopping restores the best weights, evaluate's probabilities equal torch's
-softmax, and every user error is a PathMNISTError.
+softmax, TTA equals an explicit loop over the 8 views, and every user error is a
+PathMNISTError.
 """
 
+import math
 import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
-from pathmnist import checkpoints, metrics
-from pathmnist.checkpoints import (  # noqa: F401 - re-exported: the course imports them here.
-    DEVICES,
-    MONITORS,
-    OPTIMIZERS,
-    PRECISIONS,
-    Checkpoint,
-    History,
-    TrainConfig,
-    load_checkpoint,
-)
-from pathmnist.data import BatchLoader, ImageSet
+from pathmnist import checkpoints, losses, metrics, rundir
+from pathmnist.config import MONITORS, TrainConfig, seed_everything
+from pathmnist.data import ImageSet
+from pathmnist.device import configure_backends, fused_available, resolve_device
+from pathmnist.device import resolve_precision
 from pathmnist.early_stopping import EarlyStopping
 from pathmnist.errors import PathMNISTError
+from pathmnist.history import History
 from pathmnist.io import write_json
-from pathmnist.resnet import ARCHS
+from pathmnist.loader import BatchLoader
+from pathmnist.resnet import build
 from pathmnist.schedulers import StepLR
 from pathmnist.transforms import build_transforms, channel_stats
 
-CPUINFO = "/proc/cpuinfo"  # Linux's list of CPU feature flags.
 EVAL_BATCH_SIZE = 512  # No activations kept for backward, so 4x the training batch fits.
-criterion = nn.CrossEntropyLoss()  # Batch mean of -log softmax(logits)[label].
+PROGRESS_EVERY = 10  # Batches between progress-bar numbers: each costs a GPU sync.
 
 
-def cpu_supports_bf16() -> bool:
-    """True on a CPU with native bf16 arithmetic: AVX512-BF16 or AMX (x86), BF16 (Arm)."""
-    if any(k in torch.backends.cpu.get_cpu_capability() for k in ("AMX", "BF16")):
-        return True  # torch reports e.g. "AVX2", "AVX512"; newer builds may name AMX.
-    try:
-        with open(CPUINFO) as f:
-            flags = {
-                w for line in f if line.startswith(("flags", "Features")) for w in line.split()
-            }
-    except OSError:  # Not Linux: assume no native bf16, so "auto" stays fp32.
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """ "auto" -> cuda if available, else cpu; "cuda" without a GPU is a PathMNISTError."""
-    if name not in DEVICES:
-        raise PathMNISTError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}.")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PathMNISTError(
-            "device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto."
-        )
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device) -> str:
-    """ "auto" -> "bf16" where the device has native bf16, else "fp32". An explicit "bf16"
-    without native support is kept (autocast emulates it: correct, slow) with a warning."""
-    if name not in PRECISIONS:
-        raise PathMNISTError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}.")
-    device = torch.device(device)
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere or newer.
-    else:
-        native = cpu_supports_bf16()
-    if name == "bf16" and not native:
-        warnings.warn(
-            f"precision bf16 on {device} without native bf16: autocast emulates it, "
-            "usually slower than fp32.",
-            UserWarning,
-            stacklevel=2,
-        )
-    return ("bf16" if native else "fp32") if name == "auto" else name
-
-
-def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    """The config's ResNet with `num_classes` outputs (initialised from torch's RNG)."""
-    return ARCHS[config.arch](num_classes=num_classes, stem=config.stem)
-
-
-def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """Adam(lr, weight_decay) or SGD(lr, momentum, weight_decay), as the seed."""
-    params, c = model.parameters(), config
+def build_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
+    """Adam(lr, weight_decay) or SGD(lr, momentum, weight_decay), as the seed. On CUDA the
+    fused kernels update every parameter in one launch instead of several per tensor."""
+    device = next(model.parameters()).device
+    c, fused = config, (True if fused_available(device) else None)
     if c.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+            fused=fused,
+        )  # fmt: skip
+    return torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay, fused=fused)
 
 
-def _forward(model, x, precision):
-    """Logits in float32; the forward runs under bf16 autocast (channels_last) if asked."""
-    if precision == "bf16":
-        x = x.contiguous(memory_format=torch.channels_last)  # NHWC: bf16 kernels' layout.
+def build_mix(config: TrainConfig, num_classes: int):
+    """MixUp, CutMix, or (both on) one of them per batch, picked by the loader's
+    generator, as `mix(x, y, generator) -> (x, soft targets)`; None when both are off."""
+    from pathmnist import mixing  # Lesson 5's tools.
+
+    mixers = [cls(alpha, num_classes) for cls, alpha in
+              ((mixing.MixUp, config.mixup), (mixing.CutMix, config.cutmix)) if alpha > 0]  # fmt: skip
+    if not mixers:
+        return None
+    if len(mixers) == 1:
+        return mixers[0]
+
+    def either(x, y, generator):
+        pick = int(torch.randint(0, 2, (1,), generator=generator))
+        return mixers[pick](x, y, generator)
+
+    return either
+
+
+def forward(model, x, precision):
+    """Logits in float32: the features under bf16 autocast (channels_last) if asked, the
+    classifier `fc` outside autocast in float32."""
+    net = getattr(model, "_orig_mod", model)  # torch.compile wraps; fc is the same module.
+    features = getattr(model, "features_fn", net.features)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        logits = model(x)  # (B, C), bfloat16 under autocast
-    return logits.float()  # Loss and softmax in float32: bf16 keeps only 8 mantissa bits.
+        f = features(x)  # (B, 512), bfloat16 under autocast
+    return net.fc(f.float())  # (B, C) float32
 
 
-def train_one_epoch(model, loader, optimizer, precision="fp32", progress=None):
+def train_one_epoch(model, loader, optimizer, precision="fp32", progress=None, loss_fn=None,
+                    mix=None):  # fmt: skip
     """One pass over `loader`, one optimizer step per batch; returns (mean loss, accuracy)
-    over the samples seen. `progress` (a tqdm bar or None) advances once per batch."""
+    over the samples seen. `progress` (a tqdm bar or None) advances once per batch.
+    `loss_fn(logits, target)` defaults to cross-entropy; `mix(x, y, generator)` (MixUp or
+    CutMix) turns labels into soft targets, and accuracy then counts the argmax of the
+    target."""
+    loss_fn = loss_fn or F.cross_entropy
     model.train()  # BatchNorm normalises with batch statistics and updates running ones.
-    loss_sum, correct, seen = 0.0, 0, 0  # Sums become device tensors: no sync per batch.
+    # Sums stay device tensors: reading them (.item(), float()) would wait for the GPU.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=loader.device)
+    correct = torch.zeros((), dtype=torch.int64, device=loader.device)
+    seen = 0
+    show = progress is not None and not progress.disable
     for i, (x, y) in enumerate(loader):  # x (B, 3, H, W) float32, y (B,) int64
+        target = y
+        if mix is not None:  # Soft targets (B, C); "correct" then means the larger share.
+            x, target = mix(x, y, loader.generator)
+            y = target.argmax(1)
         optimizer.zero_grad(set_to_none=True)  # .grad accumulates unless cleared.
-        logits = _forward(model, x, precision)  # (B, C)
-        loss = criterion(logits, y)  # Scalar: mean cross-entropy of the batch.
+        logits = forward(model, x, precision)  # (B, C)
+        loss = loss_fn(logits, target)  # Scalar: mean loss of the batch.
         loss.backward()  # d loss / d parameter, into each .grad
         optimizer.step()  # One Adam or SGD update from those gradients.
-        loss_sum = loss_sum + loss.detach().double() * len(y)
-        correct = correct + (logits.argmax(1) == y).sum()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
         if progress is not None:
             progress.update(1)
-            if i % 10 == 0 or i == len(loader) - 1:  # .item() waits for a GPU: not always.
-                progress.set_postfix(
-                    loss=f"{float(loss_sum) / seen:.4f}",
-                    acc=f"{int(correct) / seen:.4f}",
+            if show and (i % PROGRESS_EVERY == 0 or i == len(loader) - 1):
+                progress.set_postfix(  # Only when shown: float() waits for the GPU.
+                    loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}",
                     refresh=False,
-                )
+                )  # fmt: skip
     if seen == 0:
         raise PathMNISTError("the training loader yielded no batches; use a smaller batch size.")
     return float(loss_sum) / seen, int(correct) / seen
+
+
+def dihedral_views(x):
+    """The 8 rotations and flips of a float (B, 3, H, W) batch (square images), in the
+    order rot90 k = 0..3, then the same after a left-right flip."""
+    if x.shape[-1] != x.shape[-2]:
+        raise PathMNISTError(
+            f"test-time augmentation needs square images, got {x.shape[-2]}x{x.shape[-1]}; "
+            "drop --tta or resize with --size."
+        )
+    rotations = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+    return rotations + [torch.flip(r, dims=(3,)) for r in rotations]
 
 
 @dataclass
@@ -160,33 +149,42 @@ class Evaluation:
     labels: np.ndarray  # (N,) int64
 
 
-def evaluate(model, loader, precision="fp32") -> Evaluation:
-    """Mean loss, accuracy and macro AUC over `loader`, in eval mode without gradients."""
+def evaluate(model, loader, precision="fp32", tta=False) -> Evaluation:
+    """Mean loss, accuracy and macro AUC over `loader`, in eval mode without gradients.
+    With `tta`, each image's probabilities are the mean softmax over its 8 dihedral views
+    (and the loss is the NLL of that mean)."""
     was_training = model.training
     model.eval()  # BatchNorm uses its running statistics: one answer per image.
-    probs, labels, loss_sum = [], [], 0.0
+    probs, labels, loss_sum = [], [], 0.0  # Kept on the device until the end: no sync.
     with torch.no_grad():  # No graph is recorded: less memory and time.
         for x, y in loader:
-            logits = _forward(model, x, precision)  # (B, C) float32
-            loss_sum = loss_sum + F.cross_entropy(logits, y, reduction="sum").double()
-            probs.append(logits.softmax(dim=1).cpu())  # Metrics take probabilities.
-            labels.append(y.cpu())
+            if tta:  # The mean of 8 softmaxes; its NLL is the loss.
+                views = dihedral_views(x)
+                p = sum(forward(model, v, precision).softmax(dim=1) for v in views) / 8
+                nll = F.nll_loss(p.clamp_min(1e-30).log(), y, reduction="sum")
+            else:
+                logits = forward(model, x, precision)  # (B, C) float32
+                p, nll = logits.softmax(dim=1), F.cross_entropy(logits, y, reduction="sum")
+            loss_sum = loss_sum + nll.double()
+            probs.append(p)  # (B, C) float32
+            labels.append(y)
     model.train(was_training)
     if not labels:
         raise PathMNISTError("evaluate got an empty loader; pass a split with images.")
-    p, y = torch.cat(probs).numpy(), torch.cat(labels).numpy()  # (N, C), (N,)
-    return Evaluation(
-        float(loss_sum) / len(y), metrics.accuracy(y, p), metrics.macro_auc(y, p), p, y
-    )
+    p = torch.cat(probs).cpu().numpy()  # (N, C): one copy to the host for the whole split.
+    y = torch.cat(labels).cpu().numpy()  # (N,)
+    loss = float(loss_sum) / len(y)
+    return Evaluation(loss, metrics.accuracy(y, p), metrics.macro_auc(y, p), p, y)
 
 
 def evaluate_imageset(model, imageset, eval_transform, config: TrainConfig) -> Evaluation:
-    """`evaluate` on a whole split, on the config's device and precision."""
+    """`evaluate` on a whole split, on the config's device and precision (and TTA)."""
     device = resolve_device(config.device)
     loader = BatchLoader(
         imageset, EVAL_BATCH_SIZE, shuffle=False, transform=eval_transform, device=device
     )
-    return evaluate(model.to(device), loader, resolve_precision(config.precision, device))
+    precision = resolve_precision(config.precision, device)
+    return evaluate(model.to(device), loader, precision, tta=config.tta)
 
 
 def _check_splits(train, val) -> None:
@@ -203,93 +201,111 @@ def _check_splits(train, val) -> None:
         )
 
 
-def fit(
-    config: TrainConfig,
-    train: ImageSet,
-    val: ImageSet,
-    out_dir,
-    resume: bool = False,
-    quiet: bool = False,
-) -> History:
+def _prepare(config, train, val, out_dir, resume, overwrite):
+    """Check everything, then start or resume the run folder; return (info, saved)."""
+    data = {"train": checkpoints.data_identity(train), "val": checkpoints.data_identity(val)}
+    rundir.check_start(out_dir, resume, overwrite)
+    saved = checkpoints.open_run(out_dir, config.to_dict(), data) if resume else None
+    rundir.start(out_dir, resume, overwrite)
+    if saved:
+        mean, std, stain = saved["mean"], saved["std"], saved.get("stain")
+    else:
+        mean, std = channel_stats(train)
+        stain = None
+        if config.stain_normalize:
+            from pathmnist.stain import fit_macenko  # Lesson 4's tool.
+
+            stains, max_conc = fit_macenko(train.images)
+            stain = {"stains": stains.tolist(), "max_conc": max_conc.tolist()}
+    info = {
+        "config": config.to_dict(),
+        "num_classes": train.num_classes,
+        "sizes": {"train": len(train), "val": len(val)},
+        "data": data,
+        "class_names": list(train.class_names),
+        "mean": list(mean),
+        "std": list(std),
+        "stain": stain,
+    }
+    return info, saved
+
+
+def fit(config: TrainConfig, train: ImageSet, val: ImageSet, out_dir, resume: bool = False,
+        quiet: bool = False, overwrite: bool = False) -> History:  # fmt: skip
     """Train `config` on `train`, validate on `val` after every epoch, write the run files
     into `out_dir`, and return the History with the best weights restored.
 
-    `resume=True` continues from out_dir/last.pt (`config.epochs` may be raised to train
-    on); a run that had finished returns its history without training. A resumed run
-    ends exactly where an uninterrupted one would, bit for bit on the CPU.
+    A folder holding an earlier run is refused unless `resume=True` (continue it: the same
+    settings, but `config.epochs` may be raised, and the same data) or `overwrite=True`
+    (replace it). A resumed run ends exactly where an uninterrupted one would, bit for bit
+    on the CPU. A NaN or infinite training loss stops the run with a PathMNISTError,
+    leaving best.pt and history.csv as the last good epoch wrote them.
     """
     config.validate()
     _check_splits(train, val)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    sizes = {"train": len(train), "val": len(val)}
-    saved = checkpoints.open_run(out_dir, resume, config.to_dict(), train.class_names, sizes)
-    mean, std = (saved["mean"], saved["std"]) if saved else channel_stats(train)
-    train_tf, eval_tf = build_transforms(mean, std, augment=config.augment, size=config.size)
+    with rundir.lock(out_dir) as out:
+        info, saved = _prepare(config, train, val, out, resume, overwrite)
+        return _train(config, train, val, out, info, saved, device, precision, quiet)
 
-    checkpoints.seed_everything(config.seed)  # Same seed, same initial weights.
-    model = build_model(config, train.num_classes).to(device)
-    if precision == "bf16":
+
+def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
+    train_tf, eval_tf = build_transforms(
+        info["mean"], info["std"], config.augment, config.size, info["stain"]
+    )
+    configure_backends(device, config.deterministic)
+    seed_everything(config.seed)  # Same seed, same initial weights.
+    model = build(config.arch, num_classes=train.num_classes, stem=config.stem).to(device)
+    if precision == "bf16":  # NHWC weights: the layout bf16 convolution kernels want.
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model)
     scheduler = StepLR(optimizer, config.step_size, config.gamma)
-    mode = MONITORS[config.monitor]
-    stopper = EarlyStopping(config.patience, config.min_delta, mode, monitor=config.monitor)
+    stopper = EarlyStopping(
+        config.patience, config.min_delta, MONITORS[config.monitor], monitor=config.monitor
+    )
     rows, stopped = [], False
     if saved:
-        rows, stopped = checkpoints.restore(saved, model, optimizer, scheduler, stopper)
-    info = {
-        "config": config.to_dict(),
-        "num_classes": train.num_classes,
-        "sizes": sizes,
-        "class_names": list(train.class_names),
-        "mean": list(mean),
-        "std": list(std),
-    }
-    write_json(Path(out_dir) / "config.json", info)
-    History(rows).to_csv(Path(out_dir) / "history.csv")  # A crash may have left it behind.
+        rows, stopped = checkpoints.restore(out_dir, saved, model, optimizer, scheduler, stopper)
+    if config.compile:  # Compiles at the first batch; the weights stay the same tensors.
+        model.features_fn = torch.compile(model.features)
+    write_json(out_dir / "config.json", info)
+    History(rows).to_csv(out_dir / "history.csv")  # A crash may have left it behind.
+    loss_fn = losses.build_loss(
+        config.loss, train.labels, train.num_classes, config.label_smoothing, config.focal_gamma
+    )
+    mix = build_mix(config, train.num_classes)  # None when off
 
     todo = [] if stopped else range(len(rows) + 1, config.epochs + 1)
     if todo:  # Only then: the loaders copy the whole splits to the device.
         # A last batch of one image breaks BatchNorm where layer4 is 1x1, so drop it then.
         one_left = len(train) % config.batch_size == 1
-        train_loader = BatchLoader(
-            train,
-            config.batch_size,
-            shuffle=True,
-            seed=config.seed,
-            transform=train_tf,
-            device=device,
-            drop_last=one_left,
-        )
-        val_loader = BatchLoader(
-            val, EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf, device=device
-        )
+        train_loader = BatchLoader(train, config.batch_size, shuffle=True, seed=config.seed,
+                                   transform=train_tf, device=device, drop_last=one_left)  # fmt: skip
+        val_loader = BatchLoader(val, EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf,
+                                 device=device)  # fmt: skip
     for epoch in todo:
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loader.set_epoch(epoch)  # (seed, epoch) fixes this epoch's order and draws.
         # disable=None: tqdm shows the bar only on a terminal.
-        with tqdm(
-            total=len(train_loader),
-            desc=f"epoch {epoch}/{config.epochs}",
-            leave=False,
-            unit="batch",
-            disable=True if quiet else None,
-        ) as bar:
-            train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, precision, bar)
-        ev = evaluate(model, val_loader, precision)
-        rows.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "val_loss": ev.loss,
-                "val_acc": ev.accuracy,
-                "val_auc": ev.macro_auc,
-                "lr": lr,
-                "seconds": time.perf_counter() - start,
-            }
-        )
+        with tqdm(total=len(train_loader), desc=f"epoch {epoch}/{config.epochs}", leave=False,
+                  unit="batch", disable=True if quiet else None) as bar:  # fmt: skip
+            train_loss, train_acc = train_one_epoch(
+                model, train_loader, optimizer, precision, bar, loss_fn, mix
+            )
+        if not math.isfinite(train_loss):
+            raise PathMNISTError(
+                f"the training loss became {train_loss} in epoch {epoch}: the learning rate "
+                f"{lr:g} is likely too high; lower --lr (best.pt and history.csv keep epoch "
+                f"{len(rows)})."
+            )
+        ev = evaluate(model, val_loader, precision, tta=config.tta)
+        rows.append({
+            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+            "val_loss": ev.loss, "val_acc": ev.accuracy, "val_auc": ev.macro_auc, "lr": lr,
+            "seconds": time.perf_counter() - start, "device": device.type,
+            "precision": precision,
+        })  # fmt: skip
         scheduler.step()  # Once per epoch, after it: sets the next epoch's lr.
         stopped = stopper.step(rows[-1][config.monitor], model)  # Copies the best weights.
         checkpoints.save_epoch(out_dir, info, model, optimizer, scheduler, stopper, rows, stopped)

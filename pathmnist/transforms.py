@@ -338,14 +338,31 @@ class Compose:
         return f"Compose({lines}\n)"
 
 
-def build_transforms(mean, std, augment=False, size=None):
+def build_transforms(mean, std, augment=(), size=None, stain=None):
     """(train_tf, eval_tf) for uint8 (B, H, W, 3) batches.
 
-    eval: ToFloat, Resize (when size is given), Normalize with the train split's
-    channel statistics. train: the same, preceded by the random flips and 90-degree
-    rotation when augment is True; they run on the uint8 batch, a quarter of the bytes
-    of float32, and commute with the resize.
+    eval: ToFloat, Resize (when size is given), Macenko normalisation to `stain` (a dict
+    {"stains": (3, 2), "max_conc": (2,)} fitted on the training split, when given),
+    Normalize with the train split's channel statistics. train: the same, with the
+    augmentations named in `augment` (see config.AUGMENTATIONS; True means "flips"): the
+    flips and 90-degree rotations run on the uint8 batch, a quarter of the bytes of float32,
+    and commute with the resize; the stain and colour jitters run on float [0, 1] images,
+    after the Macenko mapping and before Normalize.
     """
-    tail = [ToFloat()] + ([Resize(size)] if size is not None else []) + [Normalize(mean, std)]
-    augmentation = [RandomHorizontalFlip(), RandomVerticalFlip(), RandomRot90()]
-    return Compose((augmentation if augment else []) + tail), Compose(list(tail))
+    from pathmnist import stain as stain_tools  # Here: stain imports this module.
+    from pathmnist.config import parse_augment
+
+    augment = parse_augment(augment)
+    head = [ToFloat()] + ([Resize(size)] if size is not None else [])
+    if stain is not None:
+        head.append(stain_tools.MacenkoNormalize(stain["stains"], stain["max_conc"]))
+    jitter = []
+    for name in augment:
+        if name.startswith("hed-"):
+            jitter.append(stain_tools.HEDJitter(stain_tools.HED_PRESETS[name[4:]]))
+        elif name == "color":
+            jitter.append(stain_tools.ColorJitter(**stain_tools.COLOR_PRESET))
+    flips = [RandomHorizontalFlip(), RandomVerticalFlip(), RandomRot90()]
+    tail = [Normalize(mean, std)]
+    train = (flips if "flips" in augment else []) + head + jitter + tail
+    return Compose(train), Compose(head + tail)
