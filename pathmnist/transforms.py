@@ -1,16 +1,16 @@
 """Batched image transforms that run on the device: a few tensor ops per batch.
 
-A batch arrives from `data.BatchLoader` as uint8 (B, H, W, 3) (NHWC, as MedMNIST stores
-it); `ToFloat` turns it into float32 (B, 3, H, W) in [0, 1] (NCHW, as torch's conv
-layers want it). A transform is a callable `t(x, generator=None) -> Tensor`; the random
+A batch arrives from `loader.BatchLoader` as uint8 (B, H, W, 3) (NHWC, as MedMNIST stores
+it); `ToFloat` turns it into float32 (B, 3, H, W) in [0, 1]: NCHW in shape, as torch's conv
+layers want it, and channels_last in memory, which is the NHWC bytes reinterpreted (no
+copy of the layout per batch). `NormalizeUint8` fuses the cast with Normalize. A transform is a callable `t(x, generator=None) -> Tensor`; the random
 ones draw their per-sample decisions on the CPU from `generator` and move the small
 decision tensor to `x.device`, so a seed gives the same augmentation on any device.
 Spatial transforms accept both layouts: dtype uint8 means NHWC, floating means NCHW.
 
 Source: the torchvision.transforms.v2 API (ToDtype(scale=True), Normalize,
 RandomHorizontalFlip, RandomVerticalFlip, Resize(antialias=True), Compose), made batched
-with per-sample decisions; 90-degree rotations as the dihedral augmentation of
-histology (Veeling et al. 2018, "Rotation Equivariant CNNs for Digital Pathology").
+with per-sample decisions; the flips and rotations are in pathmnist.dihedral.
 Tested against torchvision.transforms.v2.functional (to_dtype, normalize, resize,
 horizontal_flip, vertical_flip, rotate) on the same batch with replayed decisions, and
 `channel_stats` against numpy's float64 mean and std of the whole array.
@@ -23,118 +23,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pathmnist.dihedral import RandomDihedral, _layout
 from pathmnist.errors import PathMNISTError
 
 
-def _layout(x, name):
-    """Return the (H, W) dims of a batch: uint8 is NHWC, floating is NCHW."""
-    if not isinstance(x, torch.Tensor):
-        raise PathMNISTError(f"{name} got a {type(x).__name__}; pass a torch.Tensor batch.")
-    if x.dtype == torch.uint8 and x.ndim == 4 and x.shape[-1] == 3:
-        return 1, 2  # (B, H, W, 3)
-    if x.is_floating_point() and x.ndim == 4 and x.shape[1] == 3:
-        return 2, 3  # (B, 3, H, W)
-    raise PathMNISTError(
-        f"{name} got a {x.dtype} tensor of shape {tuple(x.shape)}; pass uint8 (B, H, W, 3) "
-        "or float (B, 3, H, W)."
-    )
-
-
-def _check_p(p, name):
-    if isinstance(p, bool) or not isinstance(p, Real) or not 0.0 <= p <= 1.0:
-        raise PathMNISTError(f"{name} got p={p!r}; pass a probability in [0, 1].")
-    return float(p)
-
-
-def _check_generator(generator, name):
-    if generator is not None and generator.device.type != "cpu":
-        raise PathMNISTError(
-            f"{name} got a generator on {generator.device}; pass a CPU torch.Generator "
-            "(decisions are drawn on the CPU so results do not depend on the device)."
-        )
-
-
-def _to_device(decisions, device):
-    """A small CPU tensor of decisions on the batch's device, without waiting for the GPU:
-    a non_blocking copy from pinned host memory is asynchronous."""
-    if device.type == "cuda":
-        decisions = decisions.pin_memory()
-    return decisions.to(device, non_blocking=True)
-
-
-def _flip(x, mask, dim, name):
-    """Flip along `dim` the samples where the (B,) bool mask is True."""
-    mask = torch.as_tensor(mask, device="cpu")
-    if mask.dtype != torch.bool or mask.shape != (len(x),):
-        raise PathMNISTError(
-            f"{name} got a mask of dtype {mask.dtype} and shape {tuple(mask.shape)}; pass a "
-            f"bool tensor of shape ({len(x)},)."
-        )
-    # The mask lives on the CPU, so the CPU knows which samples to touch without asking
-    # the GPU. Only the chosen samples are read, flipped and written back.
-    chosen = _to_device(mask.nonzero().view(-1), x.device)
-    return x.index_copy(0, chosen, x.index_select(0, chosen).flip(dim))
-
-
-# Functional ops with per-sample decisions: the random transforms call these after
-# drawing, and the tests replay the same decisions through torchvision.
-
-
-def hflip(x, mask):
-    """Mirror left-right the samples where the (B,) bool `mask` is True."""
-    _, w = _layout(x, "hflip")
-    return _flip(x, mask, w, "hflip")
-
-
-def vflip(x, mask):
-    """Mirror top-bottom the samples where the (B,) bool `mask` is True."""
-    h, _ = _layout(x, "vflip")
-    return _flip(x, mask, h, "vflip")
-
-
-_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def rot90(x, k, *, _name="rot90"):
-    """Rotate sample i by k[i] * 90 degrees counter-clockwise (as torch.rot90 and
-    torchvision's rotate(angle=90 * k) do); `k` is an int or an integer (B,) tensor."""
-    h, w = _layout(x, _name)
-    if x.shape[h] != x.shape[w]:
-        raise PathMNISTError(
-            f"{_name} got {x.shape[h]}x{x.shape[w]} images; 90-degree rotations need square "
-            "images, so resize them to a square first."
-        )
-    k = torch.as_tensor(k, device="cpu")
-    if k.dtype not in _INTEGER_DTYPES or k.ndim > 1 or (k.ndim == 1 and len(k) != len(x)):
-        raise PathMNISTError(
-            f"rot90 got k of dtype {k.dtype} and shape {tuple(k.shape)}; pass an int or an "
-            f"integer tensor of shape ({len(x)},)."
-        )
-    b, side = len(x), x.shape[h]
-    # A quarter turn permutes the side*side pixel positions. Rotating a grid of flat
-    # indices gives each of the four permutations; each sample then gathers its pixels
-    # through its own row of that table: one gather for the batch, no per-sample loop.
-    # (On one CPU thread, 2-9x faster at 28-128 px than selecting among four torch.rot90s.)
-    grid = torch.arange(side * side, device=x.device).view(side, side)
-    table = torch.stack([torch.rot90(grid, r).reshape(-1) for r in range(4)])  # (4, S*S)
-    index = table[_to_device((k.expand(b) % 4).long(), x.device)]  # (B, S*S)
-    if x.dtype == torch.uint8:  # (B, S, S, 3): pixels along dim 1 of (B, S*S, 3)
-        flat = x.reshape(b, side * side, 3).gather(1, index[:, :, None].expand(-1, -1, 3))
-    else:  # (B, 3, S, S): pixels along dim 2 of (B, 3, S*S)
-        flat = x.reshape(b, 3, side * side).gather(2, index[:, None, :].expand(-1, 3, -1))
-    return flat.view(x.shape)
-
-
 class ToFloat:
-    """uint8 (B, H, W, 3) in [0, 255] -> float32 (B, 3, H, W) in [0, 1]."""
+    """uint8 (B, H, W, 3) in [0, 255] -> float32 (B, 3, H, W) in [0, 1], channels_last.
+
+    permute(0, 3, 1, 2) of an NHWC tensor is an NCHW view whose memory is already
+    channels_last, the layout the convolutions want (bf16 and cuDNN kernels): keeping it
+    avoids copying every batch to NCHW and back. The logical shape is NCHW as usual."""
 
     def __call__(self, x, generator=None):
         if _layout(x, "ToFloat") != (1, 2):
             raise PathMNISTError(f"ToFloat got {x.dtype}; pass the uint8 (B, H, W, 3) batch.")
-        # One copy does the layout change and the cast; the scale is torchvision's
-        # to_dtype(scale=True): multiply by 1 / 255.
-        x = x.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
-        return x.mul_(1.0 / 255)  # (B, 3, H, W)
+        # One pass: the cast and torchvision's to_dtype(scale=True) factor 1 / 255.
+        return torch.mul(x.permute(0, 3, 1, 2), 1.0 / 255)  # (B, 3, H, W) float32
 
     def __repr__(self):
         return "ToFloat()"
@@ -189,6 +93,10 @@ class Normalize:
         mean, std = self._stats(x, "Normalize")
         return x.sub(mean).div_(std)
 
+    def mean_std(self):
+        """The (mean, std) triples."""
+        return self.mean, self.std
+
     def inverse(self, x):
         """x * std + mean: back to [0, 1] units, e.g. to show a normalized batch."""
         mean, std = self._stats(x, "Normalize.inverse")
@@ -198,6 +106,41 @@ class Normalize:
         mean = ", ".join(f"{v:.4f}" for v in self.mean)
         std = ", ".join(f"{v:.4f}" for v in self.std)
         return f"Normalize(mean=({mean}), std=({std}))"
+
+
+class NormalizeUint8:
+    """ToFloat and Normalize in one pass: uint8 (B, H, W, 3) -> normalised float32
+    (B, 3, H, W), channels_last. (x / 255 - mean) / std = x * scale + bias with
+    scale = 1 / (255 std) and bias = -mean / std, computed by one `addcmul` that reads the
+    uint8 bytes and writes float32 once (four passes with the two separate transforms)."""
+
+    def __init__(self, mean, std):
+        self.normalize = Normalize(mean, std)  # Checks the numbers; `inverse` comes from it.
+        self._tensors = {}  # device -> (bias, scale), each (1, 3, 1, 1)
+
+    def __getstate__(self):
+        return {"normalize": self.normalize, "_tensors": {}}
+
+    def __call__(self, x, generator=None):
+        if _layout(x, "NormalizeUint8") != (1, 2):
+            raise PathMNISTError(
+                f"NormalizeUint8 got {x.dtype}; pass the uint8 (B, H, W, 3) batch."
+            )
+        if x.device not in self._tensors:
+            m, s = (torch.tensor(v, dtype=torch.float64) for v in self.normalize.mean_std())
+            bias, scale = (-m / s), 1 / (255 * s)
+            self._tensors[x.device] = tuple(
+                t.to(x.device, torch.float32).view(1, 3, 1, 1) for t in (bias, scale)
+            )
+        bias, scale = self._tensors[x.device]
+        return torch.addcmul(bias, x.permute(0, 3, 1, 2), scale)  # (B, 3, H, W) float32
+
+    def inverse(self, x):
+        """Back to [0, 1] units, as Normalize.inverse."""
+        return self.normalize.inverse(x)
+
+    def __repr__(self):
+        return f"NormalizeUint8({self.normalize!r})"
 
 
 def channel_stats(imageset, chunk_size=4096):
@@ -232,56 +175,6 @@ def channel_stats(imageset, chunk_size=4096):
     mean = (counts * values).sum(dim=1) / n
     var = (counts * (values - mean[:, None]) ** 2).sum(dim=1) / n  # two-pass: no cancellation
     return tuple(mean.tolist()), tuple(var.sqrt().tolist())
-
-
-class _RandomFlip:
-    """Flip each sample with probability p, decided per sample; `_op` says which way."""
-
-    def __init__(self, p=0.5):
-        self.p = _check_p(p, type(self).__name__)
-
-    def draw(self, n, generator=None):
-        """The (n,) bool CPU mask of samples to flip; the draws a call would make."""
-        _check_generator(generator, type(self).__name__)
-        return torch.rand(n, generator=generator) < self.p
-
-    def __call__(self, x, generator=None):
-        _layout(x, type(self).__name__)
-        return self._op(x, self.draw(len(x), generator))
-
-    def __repr__(self):
-        return f"{type(self).__name__}(p={self.p})"
-
-
-class RandomHorizontalFlip(_RandomFlip):
-    """Mirror each sample left-right with probability p, decided per sample."""
-
-    _op = staticmethod(hflip)
-
-
-class RandomVerticalFlip(_RandomFlip):
-    """Mirror each sample top-bottom with probability p, decided per sample."""
-
-    _op = staticmethod(vflip)
-
-
-class RandomRot90:
-    """Rotate each sample by k * 90 degrees, k uniform in {0, 1, 2, 3} per sample.
-
-    Tissue on a slide has no up or down, so all four rotations are equally real images.
-    """
-
-    def draw(self, n, generator=None):
-        """The (n,) int64 CPU tensor of quarter turns; the draws a call would make."""
-        _check_generator(generator, "RandomRot90")
-        return torch.randint(0, 4, (n,), generator=generator)
-
-    def __call__(self, x, generator=None):
-        _layout(x, "RandomRot90")
-        return rot90(x, self.draw(len(x), generator), _name="RandomRot90")
-
-    def __repr__(self):
-        return "RandomRot90()"
 
 
 class Resize:
@@ -362,7 +255,9 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
             jitter.append(stain_tools.HEDJitter(stain_tools.HED_PRESETS[name[4:]]))
         elif name == "color":
             jitter.append(stain_tools.ColorJitter(**stain_tools.COLOR_PRESET))
-    flips = [RandomHorizontalFlip(), RandomVerticalFlip(), RandomRot90()]
+    flips = [RandomDihedral()] if "flips" in augment else []
+    if len(head) == 1 and not jitter:  # Nothing between the cast and Normalize: fuse them.
+        fused = [NormalizeUint8(mean, std)]
+        return Compose(flips + fused), Compose(fused)
     tail = [Normalize(mean, std)]
-    train = (flips if "flips" in augment else []) + head + jitter + tail
-    return Compose(train), Compose(head + tail)
+    return Compose(flips + head + jitter + tail), Compose(head + tail)
