@@ -15,8 +15,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pathmnist", "pathmnist.*"]),
     install_requires=[
-        "torch",
-        "torchvision",
+        # 2.4: torch.cuda.is_bf16_supported(including_emulation=...), fused SGD, and
+        # torch.backends.cpu.get_cpu_capability; the lent GPU machines run 2.11.
+        "torch>=2.4",
+        "torchvision>=0.19",
         "medmnist",
         "numpy",
         "matplotlib",
