@@ -4,7 +4,8 @@ The seed project shipped a written report next to its notebook; every example he
 writes one into its run directory, from the same numbers it prints:
 
     config.json  history.csv  best.pt   (written by training.fit)
-    metrics.json {"val": {"accuracy", "macro_auc", "loss"}, "test": {...}}
+    metrics.json {"val": {"accuracy", "accuracy_ci95", "macro_auc", "macro_auc_ci95",
+                 "loss", "n"}, "test": {...}} (+ comparisons where an example makes them)
     figures/     loss_curve.png, accuracy_curve.png, confusion_<split>.png, roc_<split>.png,
                  recall_<split>.png, montage.png
     report.md    config, curves, metrics table, per-class report, figures
@@ -14,25 +15,66 @@ Tested in tests/test_report.py.
 
 from pathlib import Path
 
-from pathmnist import metrics, plots
+from pathmnist import metrics, plots, stats
 from pathmnist.io import write_json, write_text
 
 
-def split_metrics(evaluation) -> dict:
-    """The three numbers metrics.json keeps per split, as plain floats."""
-    return {
+def split_metrics(evaluation, auc_resamples: int = 1000) -> dict:
+    """What metrics.json keeps per split: accuracy with its 95% Wilson interval, macro AUC
+    with a 95% bootstrap interval (over images; `auc_resamples` resamples, 0 to skip), and
+    the loss."""
+    n = len(evaluation.labels)
+    correct = round(evaluation.accuracy * n)
+    out = {
         "accuracy": float(evaluation.accuracy),
+        "accuracy_ci95": list(stats.wilson_interval(correct, n)),
         "macro_auc": float(evaluation.macro_auc),
         "loss": float(evaluation.loss),
+        "n": n,
     }
+    if auc_resamples:
+        out["macro_auc_ci95"] = list(
+            stats.bootstrap_macro_auc(evaluation.labels, evaluation.probs, auc_resamples)
+        )
+    return out
 
 
-def write_metrics(out_dir, evaluations: dict) -> Path:
-    """metrics.json: one object per evaluated split, e.g. {"val": {...}, "test": {...}}."""
-    return write_json(
-        Path(out_dir) / "metrics.json",
-        {split: split_metrics(ev) for split, ev in evaluations.items()},
-    )
+def write_metrics(out_dir, evaluations: dict, extra: dict | None = None) -> Path:
+    """metrics.json: one object per evaluated split, e.g. {"val": {...}, "test": {...}},
+    plus any `extra` entries (comparisons, decisions)."""
+    body = {split: split_metrics(ev) for split, ev in evaluations.items()}
+    return write_json(Path(out_dir) / "metrics.json", {**body, **(extra or {})})
+
+
+def compare(name_a, ev_a, name_b, ev_b) -> dict:
+    """Two evaluations of the same images (e.g. two models on val): the accuracy
+    difference and the exact McNemar test of it, as a JSON-ready dict with a sentence."""
+    if not (len(ev_a.labels) == len(ev_b.labels) and (ev_a.labels == ev_b.labels).all()):
+        raise ValueError("compare needs two evaluations of the same images")
+    test = stats.mcnemar(ev_a.probs.argmax(1) == ev_a.labels, ev_b.probs.argmax(1) == ev_b.labels)
+    diff = float(ev_a.accuracy - ev_b.accuracy)
+    verdict = "larger than the noise" if test.p_value < 0.05 else "within the noise"
+    return {
+        "a": name_a, "b": name_b, "accuracy_difference": diff, "only_a_right": test.b,
+        "only_b_right": test.c, "mcnemar_p": test.p_value,
+        "sentence": f"{name_a} minus {name_b}: {diff:+.4f} accuracy ({test.b} images only "
+        f"{name_a} got right, {test.c} only {name_b}; exact McNemar p = {test.p_value:.3g}): "
+        f"{verdict} at the 5% level.",
+    }  # fmt: skip
+
+
+def format_rounds(result) -> str:
+    """Successive halving's rounds (a `halving.HalvingResult` over the search space) as
+    Markdown: one line per round with its budget and the scores of its candidates."""
+    lines = ["## Successive halving", ""]
+    for rnd in sorted({r.round for r in result.records}):
+        recs = [r for r in result.records if r.round == rnd]
+        scores = ", ".join(f"#{r.candidate}: {r.score:.3f}" for r in recs)
+        lines.append(f"- round {rnd + 1}: {len(recs)} candidates x {recs[0].resource} epochs: "
+                     f"{scores}")  # fmt: skip
+    lines.append(f"\nWinner: candidate #{result.winner}; compute {result.compute} epochs "
+                 "(per training image).")  # fmt: skip
+    return "\n".join(lines)
 
 
 def save_figures(out_dir, history=None, evaluations=None, class_names=(), images=None) -> dict:
@@ -89,7 +131,9 @@ def render_report(
     if config is not None:
         parts.append(
             "## Configuration\n\n"
-            + markdown_table(["setting", "value"], [(k, f"`{v}`") for k, v in config.to_dict().items()])
+            + markdown_table(
+                ["setting", "value"], [(k, f"`{v}`") for k, v in config.to_dict().items()]
+            )
         )
     if history is not None and history.rows:
         rows = [
@@ -117,9 +161,16 @@ def render_report(
         parts.append(
             "## Metrics\n\n"
             + markdown_table(
-                ["split", "accuracy", "macro AUC", "loss"],
+                ["split", "accuracy", "95% interval", "macro AUC", "loss", "images"],
                 [
-                    (s, f"{ev.accuracy:.4f}", f"{ev.macro_auc:.4f}", f"{ev.loss:.4f}")
+                    (
+                        s,
+                        f"{ev.accuracy:.4f}",
+                        _interval(ev),
+                        f"{ev.macro_auc:.4f}",
+                        f"{ev.loss:.4f}",
+                        len(ev.labels),
+                    )
                     for s, ev in evaluations.items()
                 ],
             )
@@ -138,6 +189,12 @@ def render_report(
     return "\n\n".join(parts) + "\n"
 
 
+def _interval(ev) -> str:
+    n = len(ev.labels)
+    low, high = stats.wilson_interval(round(ev.accuracy * n), n)
+    return f"[{low:.4f}, {high:.4f}]"
+
+
 def write_report(out_dir, title, **kwargs) -> Path:
     """Render report.md into out_dir atomically (see `render_report` for the arguments)."""
     return write_text(Path(out_dir) / "report.md", render_report(title, **kwargs))
@@ -151,9 +208,9 @@ def format_table(evaluations: dict, history=None) -> str:
             f"best epoch {history.best_epoch} of {len(history.rows)}"
             + (" (stopped early)" if history.stopped_early else "")
         )
-    lines.append(f"{'split':<6} {'accuracy':>9} {'macro AUC':>10} {'loss':>8}")
+    lines.append(f"{'split':<6} {'accuracy':>9} {'95% interval':>18} {'macro AUC':>10} {'loss':>8}")
     lines += [
-        f"{s:<6} {ev.accuracy:>9.4f} {ev.macro_auc:>10.4f} {ev.loss:>8.4f}"
+        f"{s:<6} {ev.accuracy:>9.4f} {_interval(ev):>18} {ev.macro_auc:>10.4f} {ev.loss:>8.4f}"
         for s, ev in evaluations.items()
     ]
     return "\n".join(lines)
@@ -166,7 +223,9 @@ def format_results(summary) -> str:
     header = ["rank", *keys, "epochs", "seeds", "val acc (mean)", "95% interval", "val loss", "s"]
     rows = []
     for i, s in enumerate(summary, 1):
-        interval = "n/a (1 seed)" if s["n"] < 2 else f"[{s['val_acc_low']:.3f}, {s['val_acc_high']:.3f}]"
+        interval = (
+            "n/a (1 seed)" if s["n"] < 2 else f"[{s['val_acc_low']:.3f}, {s['val_acc_high']:.3f}]"
+        )
         rows.append(
             (i, *(s["params"].get(k, "") for k in keys), s["epochs"], s["n"],
              f"{s['val_acc']:.4f}", interval, f"{s['val_loss']:.4f}", f"{s['seconds']:.0f}")
