@@ -55,12 +55,16 @@ def compare(name_a, ev_a, name_b, ev_b) -> dict:
     diff = float(ev_a.accuracy - ev_b.accuracy)
     verdict = "larger than the noise" if test.p_value < 0.05 else "within the noise"
     return {
-        "a": name_a, "b": name_b, "accuracy_difference": diff, "only_a_right": test.b,
-        "only_b_right": test.c, "mcnemar_p": test.p_value,
+        "a": name_a,
+        "b": name_b,
+        "accuracy_difference": diff,
+        "only_a_right": test.b,
+        "only_b_right": test.c,
+        "mcnemar_p": test.p_value,
         "sentence": f"{name_a} minus {name_b}: {diff:+.4f} accuracy ({test.b} images only "
         f"{name_a} got right, {test.c} only {name_b}; exact McNemar p = {test.p_value:.3g}): "
         f"{verdict} at the 5% level.",
-    }  # fmt: skip
+    }
 
 
 def format_rounds(result) -> str:
@@ -70,10 +74,13 @@ def format_rounds(result) -> str:
     for rnd in sorted({r.round for r in result.records}):
         recs = [r for r in result.records if r.round == rnd]
         scores = ", ".join(f"#{r.candidate}: {r.score:.3f}" for r in recs)
-        lines.append(f"- round {rnd + 1}: {len(recs)} candidates x {recs[0].resource} epochs: "
-                     f"{scores}")  # fmt: skip
-    lines.append(f"\nWinner: candidate #{result.winner}; compute {result.compute} epochs "
-                 "(per training image).")  # fmt: skip
+        lines.append(
+            f"- round {rnd + 1}: {len(recs)} candidates x {recs[0].resource} epochs: {scores}"
+        )
+    lines.append(
+        f"\nWinner: candidate #{result.winner}; compute {result.compute} epochs "
+        "(per training image)."
+    )
     return "\n".join(lines)
 
 
@@ -227,7 +234,50 @@ def format_results(summary) -> str:
             "n/a (1 seed)" if s["n"] < 2 else f"[{s['val_acc_low']:.3f}, {s['val_acc_high']:.3f}]"
         )
         rows.append(
-            (i, *(s["params"].get(k, "") for k in keys), s["epochs"], s["n"],
-             f"{s['val_acc']:.4f}", interval, f"{s['val_loss']:.4f}", f"{s['seconds']:.0f}")
-        )  # fmt: skip
+            (
+                i,
+                *(s["params"].get(k, "") for k in keys),
+                s["epochs"],
+                s["n"],
+                f"{s['val_acc']:.4f}",
+                interval,
+                f"{s['val_loss']:.4f}",
+                f"{s['seconds']:.0f}",
+            )
+        )
     return markdown_table(header, rows)
+
+
+def format_ablation(summary) -> str:
+    """lesson 4's table: per shift and recipe, mean val and test accuracy, the gap with its
+    95% interval over seeds, and the share of the baseline's gap closed."""
+
+    def ci(e, name):
+        if e["n"] < 2:
+            return f"{e[name]:.3f}"
+        return f"{e[name]:.3f} [{e[name + '_low']:.3f}, {e[name + '_high']:.3f}]"
+
+    rows = [
+        (
+            e["shift"],
+            e["recipe"],
+            e["n"],
+            ci(e, "val"),
+            ci(e, "test"),
+            ci(e, "gap"),
+            "" if e["recipe"] == "baseline" else f"{e['gap_closed']:.0%}",
+            f"{e['test_auc']:.3f}",
+        )
+        for e in summary
+    ]
+    header = [
+        "shift",
+        "recipe",
+        "seeds",
+        "val acc",
+        "test acc",
+        "gap (val - test)",
+        "gap closed",
+        "test AUC",
+    ]
+    return markdown_table(header, rows, align=["l", "l"] + ["r"] * 6)

@@ -3,7 +3,8 @@
 A batch arrives from `loader.BatchLoader` as uint8 (B, H, W, 3) (NHWC, as MedMNIST stores
 it); `ToFloat` turns it into float32 (B, 3, H, W) in [0, 1]: NCHW in shape, as torch's conv
 layers want it, and channels_last in memory, which is the NHWC bytes reinterpreted (no
-copy of the layout per batch). `NormalizeUint8` fuses the cast with Normalize. A transform is a callable `t(x, generator=None) -> Tensor`; the random
+copy of the layout per batch). `NormalizeUint8` fuses the cast with Normalize.
+A transform is a callable `t(x, generator=None) -> Tensor`; the random
 ones draw their per-sample decisions on the CPU from `generator` and move the small
 decision tensor to `x.device`, so a seed gives the same augmentation on any device.
 Spatial transforms accept both layouts: dtype uint8 means NHWC, floating means NCHW.
@@ -242,7 +243,8 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
     and commute with the resize; the stain and colour jitters run on float [0, 1] images,
     after the Macenko mapping and before Normalize.
     """
-    from pathmnist import stain as stain_tools  # Here: stain imports this module.
+    from pathmnist import color  # Here: both import this module's helpers.
+    from pathmnist import stain as stain_tools
     from pathmnist.config import parse_augment
 
     augment = parse_augment(augment)
@@ -254,7 +256,7 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
         if name.startswith("hed-"):
             jitter.append(stain_tools.HEDJitter(stain_tools.HED_PRESETS[name[4:]]))
         elif name == "color":
-            jitter.append(stain_tools.ColorJitter(**stain_tools.COLOR_PRESET))
+            jitter.append(color.ColorJitter(**color.COLOR_PRESET))
     flips = [RandomDihedral()] if "flips" in augment else []
     if len(head) == 1 and not jitter:  # Nothing between the cast and Normalize: fuse them.
         fused = [NormalizeUint8(mean, std)]

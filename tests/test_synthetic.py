@@ -1,8 +1,10 @@
-"""Tests for pathmnist.synthetic: the MedMNIST npz format (medmnist.PathMNIST and
-data.load_split read it), determinism, class proportions, texture over colour (a
-mean-RGB nearest-centroid classifier stays below 0.6), the test-split stain shift,
+"""Tests for pathmnist.synthetic (and the tissue maps of pathmnist.synthetic_tissue): the
+MedMNIST npz format (medmnist.PathMNIST and data.load_split read it), determinism, the
+default file's bytes pinned, class proportions, texture over colour (a mean-RGB
+nearest-centroid classifier stays below 0.6), the test-split stain and scanner shifts,
 memory-bounded chunking, the CLI and the cache."""
 
+import hashlib
 import subprocess
 import sys
 import tracemalloc
@@ -169,7 +171,7 @@ def test_real_split_sizes_are_accepted(monkeypatch):
     """PathMNIST's split sizes (89,996 / 10,004 / 7,180) make arrays of exactly that shape;
     rendering is stubbed here, the chunking and bookkeeping are real."""
     monkeypatch.setattr(
-        synthetic, "_render", lambda rng, labels, size, shift: np.zeros((len(labels), 1, 1, 3))
+        synthetic, "_render", lambda rng, labels, size, *shifts: np.zeros((len(labels), 1, 1, 3))
     )
     arrays = synthetic.generate(89_996, 10_004, 7_180, size=16)
     for split, n in data.SPLIT_SIZES.items():
@@ -258,6 +260,9 @@ def test_cli_as_a_module(tmp_path):
         ({"shift": "big"}, "shift"),
         ({"shift": float("inf")}, "shift"),
         ({"workers": 0}, "workers"),
+        ({"scanner": -0.5}, "scanner"),
+        ({"scanner": float("nan")}, "scanner"),
+        ({"scanner": "jpeg"}, "scanner"),
     ],
 )
 def test_bad_values_raise(kwargs, word):
@@ -273,10 +278,130 @@ def test_ensure_synthetic_rejects_bad_sizes(tmp_path):
         synthetic.ensure_synthetic(tmp_path, sizes=(10, 10))
 
 
-@pytest.mark.parametrize("flag", [["--n-train", "0"], ["--size", "4"], ["--shift", "-1"]])
+@pytest.mark.parametrize("kwargs", [{"shift": "big"}, {"scanner": "jpeg"}, {"scanner": -1}])
+def test_ensure_synthetic_rejects_bad_shifts(tmp_path, kwargs):
+    """A bad shift or scanner raises PathMNISTError naming it before any file is named."""
+    with pytest.raises(PathMNISTError, match=next(iter(kwargs))):
+        synthetic.ensure_synthetic(tmp_path, sizes=(9, 1, 1), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "flag", [["--n-train", "0"], ["--size", "4"], ["--shift", "-1"], ["--scanner", "-1"]]
+)
 def test_cli_bad_value_exits_2(tmp_path, capsys, flag):
     """A bad flag value prints `error: <sentence>` and returns status 2, writing nothing."""
     out = tmp_path / "bad.npz"
     assert synthetic.main(["--out", str(out), "--quiet", *flag]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not out.exists()
+
+
+def digest(arrays):
+    """SHA-256 of every array's name and bytes, in key order."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return h.hexdigest()
+
+
+def test_default_file_is_unchanged_by_the_scanner_option():
+    """The default (stain-shifted, no scanner) arrays have the bytes the generator made
+    before the scanner shift and the synthetic_tissue split existed (hash recorded from
+    that code at this tiny size), and the default cache name is the same as then."""
+    arrays = synthetic.generate(9, 5, 7, size=16, seed=0)
+    assert digest(arrays) == "6ff0a3f6df42bcdefcb6079a27bac5545511f884dc31f74f74e2cecdc201ebf0"
+    assert synthetic.cache_name() == "synthetic_64_2400-800-800_seed0_shift1_v1.npz"
+    assert digest(synthetic.generate(9, 5, 7, size=16, seed=0, shift=1.0, scanner=0.0)) == (
+        digest(arrays)
+    )
+
+
+def laplacian(images):
+    """Mean absolute 4-neighbour Laplacian of the grey images: high-frequency energy."""
+    x = images.astype(np.float64).mean(axis=3)  # (N, S, S)
+    lap = 4 * x[:, 1:-1, 1:-1] - x[:, :-2, 1:-1] - x[:, 2:, 1:-1] - x[:, 1:-1, :-2] - x[:, 1:-1, 2:]
+    return np.abs(lap).mean()
+
+
+@pytest.fixture(scope="module")
+def scanned():
+    """400 val and test images at 32x32, the test split with the scanner shift only, and
+    the same test split without it."""
+    arrays = synthetic.generate(9, 400, 400, size=32, seed=5, shift=0.0, scanner=1.0)
+    plain = synthetic.generate(9, 1, 400, size=32, seed=5, shift=0.0)
+    return arrays, plain["test_images"]
+
+
+def test_scanner_shift_blurs_the_test_split_and_keeps_its_colour(scanned):
+    """With scanner=1 the test split has under 0.7 x val's high-frequency energy (mean
+    absolute Laplacian), while its mean colour matches val's within sampling noise plus
+    one grey level (JPEG rounding), and the unscanned same split's within one level."""
+    arrays, plain = scanned
+    val, test = arrays["val_images"], arrays["test_images"]
+    assert laplacian(test) < 0.7 * laplacian(val), (laplacian(test), laplacian(val))
+    assert laplacian(plain) > 0.9 * laplacian(val)
+    val_rgb, test_rgb = mean_rgb(val), mean_rgb(test)
+    y = arrays["val_labels"][:, 0]
+    within = sum(val_rgb[y == k].var(axis=0) * (y == k).sum() for k in range(9)) / len(y)
+    noise = 3 * np.sqrt(2 * within / len(y)).max()
+    gap = np.abs(test_rgb.mean(axis=0) - val_rgb.mean(axis=0)).max()
+    assert gap < noise + 1, (gap, noise)
+    assert np.abs(test_rgb.mean(axis=0) - mean_rgb(plain).mean(axis=0)).max() < 1
+
+
+def test_scanner_shift_changes_only_the_test_images():
+    """The scanner shift leaves train, val and the test labels untouched, on top of a
+    stain shift too, and changes the test images."""
+    a = synthetic.generate(6, 6, 6, size=32, seed=2, shift=1.0)
+    b = synthetic.generate(6, 6, 6, size=32, seed=2, shift=1.0, scanner=1.0)
+    for key in [*KEYS[:4], "test_labels"]:
+        assert np.array_equal(a[key], b[key]), key
+    assert not np.array_equal(a["test_images"], b["test_images"])
+
+
+def test_ensure_synthetic_names_the_scanner_shift(tmp_path):
+    """A scanner shift gets its own cache file; scanner=0 keeps the name without it."""
+    plain = synthetic.ensure_synthetic(tmp_path, sizes=(9, 1, 2), size=16, shift=0, scanner=0)
+    scan = synthetic.ensure_synthetic(tmp_path, sizes=(9, 1, 2), size=16, shift=0, scanner=1)
+    assert plain.name == f"synthetic_16_9-1-2_seed0_shift0_v{synthetic.VERSION}.npz"
+    assert scan.name == f"synthetic_16_9-1-2_seed0_shift0_scanner1_v{synthetic.VERSION}.npz"
+    assert not np.array_equal(np.load(plain)["test_images"], np.load(scan)["test_images"])
+
+
+def test_cli_scanner_flag(tmp_path):
+    """--scanner 1 writes a test split that differs from the one without it."""
+    argv = ["--n-train", "9", "--n-val", "1", "--n-test", "3", "--size", "16", "--quiet"]
+    assert synthetic.main(["--out", str(tmp_path / "a.npz"), *argv]) == 0
+    assert synthetic.main(["--out", str(tmp_path / "b.npz"), "--scanner", "1", *argv]) == 0
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert np.array_equal(a["val_images"], b["val_images"])
+    assert not np.array_equal(a["test_images"], b["test_images"])
+
+
+@pytest.mark.parametrize("where", ["folder", "under_file"])
+def test_cli_bad_out_path_exits_2(tmp_path, where):
+    """--out naming a folder, or a path under a file, prints one `error: ` line (no
+    traceback) and exits 2, from the shell too."""
+    (tmp_path / "file.txt").write_text("x")
+    out = tmp_path if where == "folder" else tmp_path / "file.txt" / "lab.npz"
+    run = subprocess.run(
+        [sys.executable, "-m", "pathmnist.synthetic", "--out", str(out), "--quiet",
+         "--n-train", "9", "--n-val", "1", "--n-test", "1", "--size", "16"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_cli_unwritable_out_exits_2(tmp_path, capsys, monkeypatch):
+    """An OS error while writing (a full disk, say) prints `error: ` and returns 2."""
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(synthetic, "write_npz", full)
+    argv = ["--out", str(tmp_path / "x.npz"), "--n-train", "9", "--n-val", "1", "--n-test", "1"]
+    assert synthetic.main([*argv, "--size", "16", "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("error: could not write")

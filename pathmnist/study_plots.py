@@ -1,0 +1,60 @@
+"""Figures of multi-seed studies: one dot per seed, the mean and its 95% interval.
+
+A single number per recipe hides how far seeds scatter; this figure shows every run, so
+a reader can see at a glance whether two recipes differ by more than their noise.
+
+Tested in tests/test_study_plots.py (a valid PNG, bad inputs refused).
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")  # No display: figures go to files.
+import matplotlib.pyplot as plt
+import numpy as np
+
+from pathmnist.errors import PathMNISTError
+from pathmnist.plots import _save
+
+
+def ablation_dots(rows, summary, path):
+    """Val and test accuracy per recipe (x) with one dot per seed, and the mean with its 95%
+    interval, one panel per shift. `rows` are ablation.read_rows rows, `summary` is
+    ablation.summarize of them."""
+    shifts = list(dict.fromkeys(r["shift"] for r in rows))
+    if not shifts:
+        raise PathMNISTError("there are no ablation runs to plot; run at least one.")
+    recipes = list(dict.fromkeys(r["recipe"] for r in rows))
+    fig, axes = plt.subplots(
+        1,
+        len(shifts),
+        figsize=(1.6 * len(recipes) * len(shifts) + 2, 4.2),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    for ax, shift in zip(axes[0], shifts, strict=True):
+        for k, recipe in enumerate(recipes):
+            runs = [r for r in rows if r["shift"] == shift and r["recipe"] == recipe]
+            entry = next(
+                (e for e in summary if e["shift"] == shift and e["recipe"] == recipe), None
+            )
+            for dx, split, color in ((-0.15, "val", "tab:blue"), (0.15, "test", "tab:red")):
+                ys = [r[f"{split}_accuracy"] for r in runs]
+                ax.plot(np.full(len(ys), k + dx), ys, "o", color=color, alpha=0.45, ms=4)
+                if entry and entry["n"] > 1:
+                    mean, low, high = entry[split], entry[f"{split}_low"], entry[f"{split}_high"]
+                    ax.errorbar(
+                        k + dx + 0.08,
+                        mean,
+                        yerr=[[mean - low], [high - mean]],
+                        fmt="_",
+                        color=color,
+                        ms=12,
+                        capsize=3,
+                    )
+        ax.set_xticks(range(len(recipes)), recipes, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{shift} shift", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (blue: val, red: test)")
+    fig.suptitle("One dot per seed; bars: the mean and its 95% interval", fontsize=10)
+    return _save(fig, path)
