@@ -106,9 +106,15 @@ def _minmax(maps):
     """Scale each map of (B, H, W) to [0, 1]; a flat map (all zero after ReLU) becomes 0."""
     flat = maps.flatten(1)  # (B, H * W)
     low = flat.min(dim=1).values[:, None, None]  # (B, 1, 1)
-    span = flat.max(dim=1).values[:, None, None] - low
-    # Where max == min there is nothing to rank: divide by 1 instead of 0 and get zeros.
-    return (maps - low) / torch.where(span > 0, span, torch.ones_like(span))
+    high = flat.max(dim=1).values[:, None, None]
+    span = high - low
+    # A flat map has nothing to rank. "Flat" includes a span within float rounding of the
+    # values (a 1x1 layer4 map upsampled bilinearly varies by ~1e-7 of its value): scaling
+    # that noise to [0, 1] would draw stripes. Such maps become zeros.
+    flat_map = span <= 1e-5 * high.abs()
+    return torch.where(
+        flat_map, torch.zeros_like(maps), (maps - low) / torch.where(flat_map, 1, span)
+    )
 
 
 def grad_cam(model, images, target=None, layer=None, *, upsample=True, scale=True):

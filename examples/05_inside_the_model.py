@@ -1,0 +1,92 @@
+"""Lesson 5: inside a trained model: where it looks (Grad-CAM), and how far to trust it.
+
+Loads a run folder (--run, default runs/03_final_evaluation; any run with best.pt), fits
+a temperature on the validation logits, measures the expected calibration error on the
+test split before and after, and draws Grad-CAM maps over test images of every class,
+correct and wrong predictions side by side. Writes into the run folder: metrics.json
+entries `ece`, `ece_after_temperature` and `temperature` (under "calibration"),
+figures/reliability.png and figures/gradcam.png.
+
+    python examples/05_inside_the_model.py --dataset synthetic --run runs/03_final_evaluation
+"""
+
+# %% Imports
+import json
+from pathlib import Path
+
+import torch
+
+from pathmnist import cli, gradcam, inside, inside_plots, rundir
+from pathmnist.errors import PathMNISTError
+from pathmnist.io import write_json
+
+
+# %% The run and its data
+def main(argv=None):
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=Path("runs/03_final_evaluation"),
+        help="a run folder with best.pt (default runs/03_final_evaluation)",
+    )
+    p.add_argument("--layer", default="layer4", help="the layer Grad-CAM explains (layer1-4)")
+    args = p.parse_args(argv)
+    inside.open_run(args.run)  # Refuse a missing or broken run before taking its lock.
+    with rundir.lock(args.run):  # No training may be writing there meanwhile.
+        inspect(args)
+
+
+def inspect(args):
+    ckpt = inside.open_run(args.run)
+    splits = cli.load_data(args, splits=("val", "test"))
+    for s in splits.values():
+        inside.check_data(ckpt, s)
+    config = ckpt.config
+    if args.device is not None:
+        config.device = args.device
+    print(f"{args.run}: {config.arch} ({config.stem} stem), {len(ckpt.class_names)} classes")
+
+    # %% Calibration: temperature fitted on validation, measured on test
+    val = inside.logits(ckpt.model, splits["val"], ckpt.eval_transform, config)
+    test = inside.logits(ckpt.model, splits["test"], ckpt.eval_transform, config)
+    cal = inside.calibrate(*val, *test)
+    fig_dir = args.run / "figures"
+    inside_plots.reliability_diagram(
+        cal["reliability_before"],
+        cal["reliability_after"],
+        fig_dir / "reliability.png",
+        cal["temperature"],
+    )
+    print(
+        f"temperature {cal['temperature']:.3f}: test ECE {cal['ece']:.4f} -> "
+        f"{cal['ece_after_temperature']:.4f} (accuracy {cal['accuracy']:.4f}, unchanged)"
+    )
+
+    # %% Grad-CAM over one correct and one wrong test image per class
+    labels, preds = test[1], test[0].argmax(1)
+    idx = inside.pick_examples(labels, preds, len(ckpt.class_names))
+    images = splits["test"].images[idx]  # (n, H, W, 3) uint8
+    x = ckpt.eval_transform(torch.from_numpy(images.copy()))  # (n, 3, H, W) normalised
+    maps = gradcam.grad_cam(
+        ckpt.model.cpu().float(), x, target=torch.from_numpy(preds[idx]), layer=args.layer
+    )
+    inside_plots.gradcam_grid(
+        images, maps, labels[idx], preds[idx], ckpt.class_names, fig_dir / "gradcam.png"
+    )
+
+    # %% metrics.json keeps the earlier entries and gains the calibration
+    path = args.run / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        raise PathMNISTError(f"{path} is not valid JSON; rerun the run's example.") from None
+    # Top-level keys, as design.md names them: ece, ece_after_temperature, temperature.
+    for k in ("temperature", "ece", "ece_after_temperature"):
+        metrics[k] = cal[k]
+    write_json(path, metrics)
+    print(f"wrote {fig_dir / 'reliability.png'}, {fig_dir / 'gradcam.png'} and {path}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
