@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from pathmnist import rundir, stats, training
+from pathmnist import metrics, rundir, stats, training
 from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
 from pathmnist.io import write_json, write_text
@@ -31,7 +31,11 @@ RECIPES = {
     "flips+hed": {"augment": ("flips", "hed-strong")},
     "flips+macenko": {"augment": ("flips",), "stain_normalize": True},
     "flips+hed+tta": {"augment": ("flips", "hed-strong"), "tta": True},
+    # Lesson 5's class-aware losses, against the baseline's cross-entropy.
+    "weighted": {"loss": "weighted"},
+    "focal": {"loss": "focal"},
 }
+LESSON4 = ("baseline", "flips", "flips+hed", "flips+macenko", "flips+hed+tta")
 COLUMNS = [
     "recipe",
     "seed",
@@ -42,6 +46,7 @@ COLUMNS = [
     "test_macro_auc",
     "best_epoch",
     "seconds",
+    "test_recall",  # Per-class recall on test, space-separated, in label order.
 ]
 
 
@@ -72,7 +77,9 @@ def _write_rows(path, rows) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(
+        {**r, "test_recall": " ".join(f"{v:.6f}" for v in r["test_recall"])} for r in rows
+    )
     write_text(path, buffer.getvalue())
 
 
@@ -104,6 +111,7 @@ def run_study(
     }
     with rundir.lock(out_dir) as out:
         rundir.check_start(out, resume, overwrite, resume_file="study.json")
+        study = json.loads(json.dumps(study))  # Tuples become lists, as in the file.
         if resume and json.loads((out / "study.json").read_text()) != study:
             raise PathMNISTError(
                 f"cannot resume the study in {out}: its recipes, seeds, data or settings "
@@ -157,7 +165,14 @@ def _one(splits, name, changes, seed, shift, base, out, quiet) -> dict:
         "test_macro_auc": ev["test"].macro_auc,
         "best_epoch": history.best_epoch,
         "seconds": round(time.perf_counter() - start, 1),
+        "test_recall": _recall(ev["test"]),
     }
+
+
+def _recall(ev) -> list[float]:
+    """Per-class recall on a split (true positives / images of the class)."""
+    cm = metrics.confusion_matrix(ev.labels, ev.probs.argmax(1), ev.probs.shape[1])
+    return (cm.diagonal() / cm.sum(1).clip(min=1)).tolist()
 
 
 def summarize(rows) -> list[dict]:

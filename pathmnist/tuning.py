@@ -107,14 +107,21 @@ def read_results(path) -> list[dict]:
             raise PathMNISTError(f"{path} is not a results file of this search; {fix}.")
         try:
             return [
-                {"params": json.loads(r["params"]), "epochs": int(r["epochs"]),
-                 "seed": int(r["seed"]), "val_acc": float(r["val_acc"]),
-                 "val_loss": float(r["val_loss"]), "best_epoch": int(r["best_epoch"]),
-                 "seconds": float(r["seconds"])}  # fmt: skip
+                {
+                    "params": json.loads(r["params"]),
+                    "epochs": int(r["epochs"]),
+                    "seed": int(r["seed"]),
+                    "val_acc": float(r["val_acc"]),
+                    "val_loss": float(r["val_loss"]),
+                    "best_epoch": int(r["best_epoch"]),
+                    "seconds": float(r["seconds"]),
+                }
                 for r in reader
             ]
         except (ValueError, TypeError) as e:
-            raise PathMNISTError(f"{path} holds a value that is not a number ({e}); {fix}.") from None
+            raise PathMNISTError(
+                f"{path} holds a value that is not a number ({e}); {fix}."
+            ) from None
 
 
 def _write_results(path, rows) -> None:
@@ -136,12 +143,20 @@ def summarize(rows) -> list[dict]:
     out = []
     for (_, epochs), runs in groups.items():
         mean, low, high = stats.mean_interval([r["val_acc"] for r in runs])
-        out.append({
-            "params": runs[0]["params"], "epochs": epochs, "n": len(runs),
-            "seeds": [r["seed"] for r in runs], "val_acc": mean, "val_acc_low": low,
-            "val_acc_high": high, "val_loss": sum(r["val_loss"] for r in runs) / len(runs),
-            "seconds": sum(r["seconds"] for r in runs),
-        })  # fmt: skip
+        low, high = max(low, 0.0), min(high, 1.0)  # An accuracy cannot leave [0, 1].
+        out.append(
+            {
+                "params": runs[0]["params"],
+                "epochs": epochs,
+                "n": len(runs),
+                "seeds": [r["seed"] for r in runs],
+                "val_acc": mean,
+                "val_acc_low": low,
+                "val_acc_high": high,
+                "val_loss": sum(r["val_loss"] for r in runs) / len(runs),
+                "seconds": sum(r["seconds"] for r in runs),
+            }
+        )
     return sorted(out, key=lambda s: (-s["epochs"], -s["val_acc"], s["val_loss"]))
 
 
@@ -157,7 +172,11 @@ class Search:
     def run(self, params, epochs: int, seed: int) -> dict:
         """Train (or look up) one run of `params` for `epochs` with `seed`; its row."""
         for r in self.rows:
-            if (trial_key(r["params"]), r["epochs"], r["seed"]) == (trial_key(params), epochs, seed):
+            if (trial_key(r["params"]), r["epochs"], r["seed"]) == (
+                trial_key(params),
+                epochs,
+                seed,
+            ):
                 return r
         config = dataclasses.replace(self.base, epochs=epochs, seed=seed, **params).validate()
         trial_dir = self.out / trial_name(params) / f"epochs={epochs}_seed={seed}"
@@ -166,12 +185,25 @@ class Search:
         start = time.perf_counter()
         resume = (trial_dir / "last.pt").exists()  # Killed mid-trial: continue it.
         overwrite = not resume and rundir.holds_run(trial_dir)  # Killed before epoch 1.
-        history = fit(config, self.train, self.val, trial_dir, resume=resume,
-                      overwrite=overwrite, quiet=self.quiet)  # fmt: skip
+        history = fit(
+            config,
+            self.train,
+            self.val,
+            trial_dir,
+            resume=resume,
+            overwrite=overwrite,
+            quiet=self.quiet,
+        )
         best = best_row(history.rows, config.monitor, config.min_delta) or history.rows[-1]
-        row = {"params": params, "epochs": epochs, "seed": seed, "val_acc": best["val_acc"],
-               "val_loss": best["val_loss"], "best_epoch": best["epoch"],
-               "seconds": time.perf_counter() - start}  # fmt: skip
+        row = {
+            "params": params,
+            "epochs": epochs,
+            "seed": seed,
+            "val_acc": best["val_acc"],
+            "val_loss": best["val_loss"],
+            "best_epoch": best["epoch"],
+            "seconds": time.perf_counter() - start,
+        }
         self.rows.append(row)
         _write_results(self.results_path, self.rows)
         for name in ("last.pt", "best.pt"):  # 8 trials x 2 ResNet-18s would take 1.4 GB.
@@ -182,8 +214,11 @@ class Search:
 def _open(out_dir, train, val, base, key, resume, overwrite, quiet) -> Search:
     """Check the run flags and the search key, then open (or start) the search folder."""
     out_dir = rundir.check_start(out_dir, resume, overwrite, resume_file="search.json")
-    key = {**key, "base": base.to_dict(), "data": {
-        "train": checkpoints.data_identity(train), "val": checkpoints.data_identity(val)}}
+    key = {
+        **key,
+        "base": base.to_dict(),
+        "data": {"train": checkpoints.data_identity(train), "val": checkpoints.data_identity(val)},
+    }
     if resume:
         try:
             saved = json.loads((out_dir / "search.json").read_text())
@@ -201,13 +236,24 @@ def _open(out_dir, train, val, base, key, resume, overwrite, quiet) -> Search:
     return Search(out_dir, train, val, base, key, quiet)
 
 
-def grid_search(space, train, val, out_dir, epochs=3, base=None, repeats=1, resume=False,
-                overwrite=False, quiet=False) -> list[dict]:  # fmt: skip
+def grid_search(
+    space,
+    train,
+    val,
+    out_dir,
+    epochs=3,
+    base=None,
+    repeats=1,
+    resume=False,
+    overwrite=False,
+    quiet=False,
+) -> list[dict]:
     """Train every trial of `space` for `epochs` with `repeats` seeds (base.seed, +1, ...),
     validate on `val`, and return `summarize`'s ranking. Rows go to out_dir/results.csv."""
     base = (base or TrainConfig()).validate()
     trials = grid(space)
     repeats = checks.whole(repeats, "repeats", 1)
+    epochs = checks.whole(epochs, "epochs", 1)  # Before search.json is written, not per trial.
     key = {"strategy": "grid", "space": trials, "epochs": epochs, "repeats": repeats}
     with rundir.lock(out_dir):
         search = _open(out_dir, train, val, base, key, resume, overwrite, quiet)
@@ -217,15 +263,33 @@ def grid_search(space, train, val, out_dir, epochs=3, base=None, repeats=1, resu
         return summarize(search.rows)
 
 
-def halving_search(space, train, val, out_dir, eta=3, min_epochs=1, max_epochs=9, base=None,
-                   repeats=1, resume=False, overwrite=False, quiet=False):  # fmt: skip
+def halving_search(
+    space,
+    train,
+    val,
+    out_dir,
+    eta=3,
+    min_epochs=1,
+    max_epochs=9,
+    base=None,
+    repeats=1,
+    resume=False,
+    overwrite=False,
+    quiet=False,
+):
     """Successive halving over the trials of `space` with epochs as the budget; returns
     (ranking of the last round, the per-round records of `halving.successive_halving`)."""
     base = (base or TrainConfig()).validate()
     trials = grid(space)
     repeats = checks.whole(repeats, "repeats", 1)
-    key = {"strategy": "halving", "space": trials, "eta": eta, "min_epochs": min_epochs,
-           "max_epochs": max_epochs, "repeats": repeats}  # fmt: skip
+    key = {
+        "strategy": "halving",
+        "space": trials,
+        "eta": eta,
+        "min_epochs": min_epochs,
+        "max_epochs": max_epochs,
+        "repeats": repeats,
+    }
     halving.halving_schedule(len(trials), eta, min_epochs, max_epochs)  # Checks the numbers.
     with rundir.lock(out_dir):
         search = _open(out_dir, train, val, base, key, resume, overwrite, quiet)
@@ -241,5 +305,3 @@ def halving_search(space, train, val, out_dir, eta=3, min_epochs=1, max_epochs=9
 def compute(rows, n_images: int) -> int:
     """Training compute of finished runs, in image-epochs (epochs x training images)."""
     return int(sum(r["epochs"] for r in rows) * n_images)
-
-

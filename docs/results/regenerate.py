@@ -1,0 +1,129 @@
+"""Regenerate the run files the course quotes: every number in README.md and docs/ that
+comes from a longer run is read from the folders next to this script.
+
+    python docs/results/regenerate.py             # every lesson, in order (about 1.5 h, 2 cores)
+    python docs/results/regenerate.py lesson4     # one of them
+
+Each lesson runs its example with the flags below into runs/<name>/ (resuming if it was
+interrupted), then copies the small files (config, history, metrics, results, reports,
+figures; never checkpoints) to docs/results/<name>/ with run.json: the command, the wall
+time, the date, the CPU and the torch version. tests/test_results.py checks that the
+course quotes these files correctly.
+"""
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+KEEP = ("config.json", "history.csv", "metrics.json", "report.md", "results.csv",
+        "search.json", "study.json", "best_config.json")  # fmt: skip
+S = ["--dataset", "synthetic"]
+LESSONS = {  # name -> the example and its flags
+    "lesson1": ["examples/01_baseline.py", *S],
+    "lesson2": ["examples/02_tuning.py", *S, "--epochs", "6", "--repeats", "3"],
+    "lesson2_halving": [
+        "examples/02_tuning.py",
+        *S,
+        "--strategy",
+        "halving",
+        "--eta",
+        "2",
+        "--epochs",
+        "1",
+        "--max-epochs",
+        "4",
+        "--repeats",
+        "3",
+    ],  # fmt: skip
+    "lesson3": [
+        "examples/03_final_evaluation.py",
+        *S,
+        "--config",
+        "runs/lesson2/best_config.json",
+        "--baseline",
+        "runs/lesson1/best.pt",
+    ],  # fmt: skip
+    "lesson5": ["examples/05_inside_the_model.py", *S, "--run", "runs/lesson3"],
+    "lesson4": ["examples/04_stain_shift.py", "--seeds", "3"],
+    "lesson5_losses": [
+        "examples/04_stain_shift.py",
+        "--seeds",
+        "3",
+        "--shifts",
+        "stain",
+        "--recipes",
+        "baseline,weighted,focal",
+    ],  # fmt: skip
+}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                  if ln.startswith("flags")), [])  # fmt: skip
+    return sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
+
+
+def run(name: str) -> None:
+    import torch
+
+    args = LESSONS[name]
+    out = ROOT / "runs" / name
+    flags = ["--out", str(out), "--quiet"]
+    if name == "lesson5":  # It writes into lesson 3's folder: keep that one clean.
+        flags = []
+    elif (
+        (out / "last.pt").exists()
+        or (out / "search.json").exists()
+        or (out / "study.json").exists()
+    ):
+        flags.append("--resume")
+    elif out.exists():
+        flags.append("--overwrite")
+    command = [sys.executable, *args, *flags]
+    print(" ".join(command[1:]), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True)
+    seconds = time.perf_counter() - start
+    source = ROOT / "runs" / ("lesson3" if name == "lesson5" else name)
+    target = HERE / name
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "figures").mkdir(parents=True)
+    for f in KEEP:
+        if (source / f).exists():
+            shutil.copy2(source / f, target / f)
+    for png in (source / "figures").glob("*.png"):
+        shutil.copy2(png, target / "figures" / png.name)
+    info = {"command": "python " + " ".join(args), "seconds": round(seconds, 1),
+            "date": date.today().isoformat(), "cpu": cpu_model(), "cpu_flags": cpu_flags(),
+            "cores": len(os.sched_getaffinity(0)), "threads": os.environ.get("OMP_NUM_THREADS", "all"),
+            "torch": torch.__version__}  # fmt: skip
+    (target / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or list(LESSONS):
+        if name not in LESSONS:
+            sys.exit(f"error: unknown lesson {name!r}; choose from {', '.join(LESSONS)}.")
+        run(name)
