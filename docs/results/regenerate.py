@@ -23,8 +23,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-KEEP = ("config.json", "history.csv", "metrics.json", "report.md", "results.csv",
-        "search.json", "study.json", "best_config.json")  # fmt: skip
+KEEP = (
+    "config.json",
+    "history.csv",
+    "metrics.json",
+    "report.md",
+    "results.csv",
+    "search.json",
+    "study.json",
+    "best_config.json",
+)
 S = ["--dataset", "synthetic"]
 LESSONS = {  # name -> the example and its flags
     "lesson1": ["examples/01_baseline.py", *S],
@@ -42,7 +50,7 @@ LESSONS = {  # name -> the example and its flags
         "4",
         "--repeats",
         "3",
-    ],  # fmt: skip
+    ],
     "lesson3": [
         "examples/03_final_evaluation.py",
         *S,
@@ -50,7 +58,7 @@ LESSONS = {  # name -> the example and its flags
         "runs/lesson2/best_config.json",
         "--baseline",
         "runs/lesson1/best.pt",
-    ],  # fmt: skip
+    ],
     "lesson5": ["examples/05_inside_the_model.py", *S, "--run", "runs/lesson3"],
     "lesson4": ["examples/04_stain_shift.py", "--seeds", "3"],
     "lesson5_losses": [
@@ -61,7 +69,7 @@ LESSONS = {  # name -> the example and its flags
         "stain",
         "--recipes",
         "baseline,weighted,focal",
-    ],  # fmt: skip
+    ],
 }
 
 
@@ -80,8 +88,9 @@ def cpu_flags() -> list[str]:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return []
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
-                  if ln.startswith("flags")), [])  # fmt: skip
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []
+    )
     return sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
 
 
@@ -115,10 +124,16 @@ def run(name: str) -> None:
             shutil.copy2(source / f, target / f)
     for png in (source / "figures").glob("*.png"):
         shutil.copy2(png, target / "figures" / png.name)
-    info = {"command": "python " + " ".join(args), "seconds": round(seconds, 1),
-            "date": date.today().isoformat(), "cpu": cpu_model(), "cpu_flags": cpu_flags(),
-            "cores": len(os.sched_getaffinity(0)), "threads": os.environ.get("OMP_NUM_THREADS", "all"),
-            "torch": torch.__version__}  # fmt: skip
+    info = {
+        "command": "python " + " ".join(args),
+        "seconds": round(seconds, 1),
+        "date": date.today().isoformat(),
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cores": len(os.sched_getaffinity(0)),
+        "threads": os.environ.get("OMP_NUM_THREADS", "all"),
+        "torch": torch.__version__,
+    }
     (target / "run.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
