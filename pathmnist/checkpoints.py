@@ -46,6 +46,8 @@ from pathmnist.transforms import build_transforms
 FORMAT = "pathmnist-checkpoint-2"  # Bumped when the layout of the dict changes.
 # What a resume reads from last.pt; a file without one of these is not a last.pt.
 RESUME_KEYS = ("model", "optimizer", "scheduler", "early_stopping", "rng", "rows", "epoch")
+# What last.pt holds beyond a best.pt (run info, model, epoch).
+LAST_ONLY = ("optimizer", "scheduler", "early_stopping", "rng", "rows", "stopped_early", "sha256")
 
 
 def _digest(obj, h) -> None:
@@ -192,11 +194,14 @@ def open_run(out_dir, config: dict, data: dict) -> dict:
 
 
 def save_epoch(out_dir, info: dict, model, optimizer, scheduler, stopper, rows, stopped) -> None:
-    """After an epoch: best.pt if it was the best so far, then last.pt and history.csv."""
+    """After an epoch: last.pt, then best.pt if it was the best so far, then history.csv.
+
+    last.pt goes first: it is what a resume trusts. A kill between the two writes leaves
+    best.pt one best epoch behind, which `restore` repairs from last.pt's own weights; the
+    other order would leave best.pt ahead of last.pt, and the weights of last.pt's best
+    epoch lost."""
     out_dir = Path(out_dir)
     epoch = rows[-1]["epoch"]
-    if stopper.best_epoch == epoch:  # Model, config and normalisation: load_checkpoint's needs.
-        save({**info, "model": model.state_dict(), "epoch": epoch}, out_dir / "best.pt")
     early = stopper.state_dict()
     early["best_weights"] = None  # They are best.pt's model: `restore` reads them from there.
     state = {
@@ -210,7 +215,28 @@ def save_epoch(out_dir, info: dict, model, optimizer, scheduler, stopper, rows, 
         "epoch": epoch,
     }
     save({**info, **state}, out_dir / "last.pt")
+    if stopper.best_epoch == epoch:  # Model, config and normalisation: load_checkpoint's needs.
+        save({**info, "model": model.state_dict(), "epoch": epoch}, out_dir / "best.pt")
     History(rows).to_csv(out_dir / "history.csv")
+
+
+def _best_weights(out_dir: Path, saved: dict, best_epoch: int) -> dict:
+    """The best epoch's weights for a resume: last.pt's own when the best epoch is its
+    epoch (and best.pt written again if a kill left it behind), else best.pt's."""
+    path = out_dir / "best.pt"
+    fix = "train in a new folder (best.pt is gone)"
+    if best_epoch == saved["epoch"]:
+        if not path.exists() or load(path, fix).get("epoch") != best_epoch:
+            info = {k: v for k, v in saved.items() if k not in LAST_ONLY}
+            save({**info, "model": saved["model"], "epoch": best_epoch}, path)
+        return saved["model"]
+    best = load(path, fix)
+    if best.get("epoch") != best_epoch:
+        raise PathMNISTError(
+            f"{path} is from epoch {best.get('epoch')}, not the best epoch {best_epoch} that "
+            "last.pt records; train in a new folder."
+        )
+    return best["model"]
 
 
 def restore(out_dir, saved: dict, model, optimizer, scheduler, stopper):
@@ -227,13 +253,8 @@ def restore(out_dir, saved: dict, model, optimizer, scheduler, stopper):
             f"({type(e).__name__}); train in a new folder."
         ) from None
     if stopper.best_epoch:
-        best = load(Path(out_dir) / "best.pt", "train in a new folder (best.pt is gone)")
-        if best.get("epoch") != stopper.best_epoch:
-            raise PathMNISTError(
-                f"{Path(out_dir) / 'best.pt'} is from epoch {best.get('epoch')}, not the best "
-                f"epoch {stopper.best_epoch} that last.pt records; train in a new folder."
-            )
-        stopper.best_weights = {k: v.clone() for k, v in best["model"].items()}
+        best = _best_weights(Path(out_dir), saved, stopper.best_epoch)
+        stopper.best_weights = {k: v.clone() for k, v in best.items()}
     set_rng_state(saved["rng"])
     return list(saved["rows"]), bool(saved["stopped_early"])
 

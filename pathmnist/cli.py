@@ -31,21 +31,46 @@ def _choices(values) -> str:
     return "{" + ",".join(values) + "}"
 
 
+def _path(text: str) -> Path:
+    """A path flag's value; "" is refused, since Path("") is the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty; give a file or folder name")
+    return Path(text)
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """An argparse parser with the flags of design.md; training flags default to None,
     meaning "keep the TrainConfig (or best_config.json) value"."""
     p = _Parser(description=description)
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", choices=["pathmnist", "synthetic"], default="pathmnist",
-                   help="the real PathMNIST (downloaded once into --data-root) or the offline "
-                   "synthetic stand-in (default: pathmnist)")  # fmt: skip
-    d.add_argument("--data-file", type=Path, help="any MedMNIST-format npz; overrides --dataset")
-    d.add_argument("--data-root", type=Path, default=None,
-                   help="folder for downloads and the synthetic cache (default ~/.medmnist)")  # fmt: skip
-    d.add_argument("--size", type=int, choices=list(data.SIZES), default=64,
-                   help="image size of the PathMNIST file to use (default 64)")  # fmt: skip
-    d.add_argument("--subset", type=float, default=None, metavar="FRACTION",
-                   help="train on a stratified fraction of the training split, in (0, 1]")  # fmt: skip
+    d.add_argument(
+        "--dataset",
+        choices=["pathmnist", "synthetic"],
+        default="pathmnist",
+        help="the real PathMNIST (downloaded once into --data-root) or the offline "
+        "synthetic stand-in (default: pathmnist)",
+    )
+    d.add_argument("--data-file", type=_path, help="any MedMNIST-format npz; overrides --dataset")
+    d.add_argument(
+        "--data-root",
+        type=_path,
+        default=None,
+        help="folder for downloads and the synthetic cache (default ~/.medmnist)",
+    )
+    d.add_argument(
+        "--size",
+        type=int,
+        choices=list(data.SIZES),
+        default=64,
+        help="image size of the PathMNIST file to use (default 64)",
+    )
+    d.add_argument(
+        "--subset",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="train on a stratified fraction of the training split, in (0, 1]",
+    )
     t = p.add_argument_group("training (default: the seed's baseline, TrainConfig)")
     t.add_argument("--arch", choices=list(ARCHS))
     t.add_argument("--stem", choices=list(STEMS))
@@ -53,38 +78,78 @@ def parser(description: str) -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--optimizer", choices=list(C.OPTIMIZERS))
-    t.add_argument("--augment", metavar="NAMES",
-                   help=f"comma-separated batch augmentations from {_choices(C.AUGMENTATIONS)}, "
-                   "e.g. flips,hed-light; 'none' for none (the seed's choice)")  # fmt: skip
-    t.add_argument("--stain-normalize", action="store_true", default=None,
-                   help="Macenko stain normalisation to the training split's stain")  # fmt: skip
+    t.add_argument(
+        "--augment",
+        metavar="NAMES",
+        help=f"comma-separated batch augmentations from {_choices(C.AUGMENTATIONS)}, "
+        "e.g. flips,hed-light; 'none' for none (the seed's choice)",
+    )
+    t.add_argument(
+        "--stain-normalize",
+        action="store_true",
+        default=None,
+        help="Macenko stain normalisation to the training split's stain",
+    )
     t.add_argument("--loss", choices=list(C.LOSSES))
     t.add_argument("--label-smoothing", type=float)
     t.add_argument("--focal-gamma", type=float)
     t.add_argument("--mixup", type=float, metavar="ALPHA", help="MixUp with Beta(ALPHA, ALPHA)")
     t.add_argument("--cutmix", type=float, metavar="ALPHA", help="CutMix with Beta(ALPHA, ALPHA)")
-    t.add_argument("--tta", action="store_true", default=None,
-                   help="evaluate with the mean over the 8 flips and rotations of each image")  # fmt: skip
+    t.add_argument(
+        "--tta",
+        action="store_true",
+        default=None,
+        help="evaluate with the mean over the 8 flips and rotations of each image",
+    )
     t.add_argument("--device", choices=list(C.DEVICES))
     t.add_argument("--precision", choices=list(C.PRECISIONS))
-    t.add_argument("--compile", action="store_true", default=None,
-                   help="torch.compile the model (slower first batch, faster steps on a GPU)")  # fmt: skip
-    t.add_argument("--deterministic", action="store_true", default=None,
-                   help="deterministic GPU kernels (slower; the CPU always is)")  # fmt: skip
+    t.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the model (slower first batch, faster steps on a GPU)",
+    )
+    t.add_argument(
+        "--deterministic",
+        action="store_true",
+        default=None,
+        help="deterministic GPU kernels (slower; the CPU always is)",
+    )
     t.add_argument("--seed", type=int)
     r = p.add_argument_group("run")
-    r.add_argument("--out", type=Path, help="run directory (default runs/<example name>)")
+    r.add_argument("--out", type=_path, help="run directory (default runs/<example name>)")
     r.add_argument("--resume", action="store_true", help="continue the run in --out")
-    r.add_argument("--overwrite", action="store_true",
-                   help="replace the run in --out (removes only the files this package wrote)")  # fmt: skip
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (removes only the files this package wrote)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 # Flags whose value replaces the TrainConfig field of the same name when given.
-CONFIG_FLAGS = ("arch", "stem", "epochs", "batch_size", "lr", "optimizer", "augment",
-                "stain_normalize", "loss", "label_smoothing", "focal_gamma", "mixup", "cutmix",
-                "tta", "device", "precision", "compile", "deterministic", "seed")  # fmt: skip
+CONFIG_FLAGS = (
+    "arch",
+    "stem",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "augment",
+    "stain_normalize",
+    "loss",
+    "label_smoothing",
+    "focal_gamma",
+    "mixup",
+    "cutmix",
+    "tta",
+    "device",
+    "precision",
+    "compile",
+    "deterministic",
+    "seed",
+)
 
 
 def config_from_args(args, base: C.TrainConfig | None = None) -> C.TrainConfig:

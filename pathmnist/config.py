@@ -98,9 +98,7 @@ class TrainConfig:
         checks.real(self.label_smoothing, "TrainConfig label_smoothing", 0, 1, high_open=True)
         for name in ("stain_normalize", "tta", "compile", "deterministic"):
             checks.flag(getattr(self, name), f"TrainConfig {name}")
-        if not isinstance(self.augment, tuple) or not all(
-            a in AUGMENTATIONS for a in self.augment
-        ):
+        if not isinstance(self.augment, tuple) or not all(a in AUGMENTATIONS for a in self.augment):
             raise PathMNISTError(
                 f"TrainConfig augment={self.augment!r} is not allowed; give a tuple of names "
                 f"from {', '.join(AUGMENTATIONS)} (or () for none)."

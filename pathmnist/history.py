@@ -22,6 +22,7 @@ from pathlib import Path
 from torch import nn
 
 from pathmnist.config import MONITORS
+from pathmnist.early_stopping import EarlyStopping
 from pathmnist.errors import PathMNISTError
 from pathmnist.io import write_text
 
@@ -34,14 +35,15 @@ HISTORY_COLUMNS = ("epoch", *NUMBER_COLUMNS, "device", "precision")
 def best_row(rows, monitor: str = "val_loss", min_delta: float = 0.0) -> dict | None:
     """The row of the best epoch by `monitor` (None if no value is finite): a row becomes
     the best when it beats the best so far by more than `min_delta`."""
-    sign = 1.0 if MONITORS[monitor] == "min" else -1.0  # Compare as "lower is better".
+    # EarlyStopping's own test, in Keras's order of operations (`value + min_delta < best`):
+    # an algebraically equal form such as `value < best - min_delta` rounds differently when
+    # a change is within a rounding error of min_delta (0.3 after 0.2 with min_delta 0.1).
+    stopper = EarlyStopping(0, min_delta, MONITORS[monitor], restore_best_weights=False)
     best = None
     for row in rows:
-        value = sign * float(row[monitor])
-        if not math.isfinite(value):
-            continue
-        if best is None or value < sign * float(best[monitor]) - min_delta:
-            best = row
+        value = float(row[monitor])
+        if math.isfinite(value) and stopper.is_improvement(value):
+            stopper.best, best = value, row
     return best
 
 

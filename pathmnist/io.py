@@ -30,11 +30,13 @@ _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 def _disk_full(e: BaseException) -> bool:
     """A write that failed for lack of space: OSError ENOSPC/EFBIG, or torch.save's
-    RuntimeError from its zip writer ("unexpected pos", "file write failed")."""
+    RuntimeError from its zip writer ("unexpected pos", "file write failed", or, when the
+    failed writes surface only as it closes the file, "basic_ios::clear: iostream error")."""
     if isinstance(e, OSError):
         return e.errno in _FULL
     text = str(e)
-    return isinstance(e, RuntimeError) and ("unexpected pos" in text or "write failed" in text)
+    signs = ("unexpected pos", "write failed", "iostream error")
+    return isinstance(e, RuntimeError) and any(s in text for s in signs)
 
 
 @contextlib.contextmanager

@@ -38,9 +38,17 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
 class BatchLoader:
     """Iterate (x, y) batches of an ImageSet: x as `transform` makes it, y int64 (B,)."""
 
-    def __init__(self, imageset, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 transform=None, device="cpu", drop_last: bool = False,
-                 keep_on_device: bool | None = None):  # fmt: skip
+    def __init__(
+        self,
+        imageset,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        transform=None,
+        device="cpu",
+        drop_last: bool = False,
+        keep_on_device: bool | None = None,
+    ):
         self.batch_size = checks.whole(batch_size, "batch_size", 1)
         self.shuffle = checks.flag(shuffle, "shuffle")
         self.drop_last = checks.flag(drop_last, "drop_last")

@@ -16,6 +16,7 @@ Tested in tests/test_report.py.
 from pathlib import Path
 
 from pathmnist import metrics, plots, stats
+from pathmnist.errors import PathMNISTError
 from pathmnist.io import write_json, write_text
 
 
@@ -33,9 +34,12 @@ def split_metrics(evaluation, auc_resamples: int = 1000) -> dict:
         "n": n,
     }
     if auc_resamples:
-        out["macro_auc_ci95"] = list(
-            stats.bootstrap_macro_auc(evaluation.labels, evaluation.probs, auc_resamples)
-        )
+        try:
+            out["macro_auc_ci95"] = list(
+                stats.bootstrap_macro_auc(evaluation.labels, evaluation.probs, auc_resamples)
+            )
+        except PathMNISTError:  # Too few images of a class to resample: no interval.
+            out["macro_auc_ci95"] = None
     return out
 
 
@@ -50,7 +54,10 @@ def compare(name_a, ev_a, name_b, ev_b) -> dict:
     """Two evaluations of the same images (e.g. two models on val): the accuracy
     difference and the exact McNemar test of it, as a JSON-ready dict with a sentence."""
     if not (len(ev_a.labels) == len(ev_b.labels) and (ev_a.labels == ev_b.labels).all()):
-        raise ValueError("compare needs two evaluations of the same images")
+        raise PathMNISTError(
+            "compare needs two evaluations of the same images (the same labels in the same "
+            "order); evaluate both models on one split."
+        )
     test = stats.mcnemar(ev_a.probs.argmax(1) == ev_a.labels, ev_b.probs.argmax(1) == ev_b.labels)
     diff = float(ev_a.accuracy - ev_b.accuracy)
     verdict = "larger than the noise" if test.p_value < 0.05 else "within the noise"

@@ -73,8 +73,10 @@ def owned_paths(out) -> list[Path]:
 
 
 def holds_run(out) -> bool:
-    """True when `out` holds the files of an earlier run (or of a search's trials)."""
-    return any(p.name != LOCK for p in owned_paths(out))
+    """True when `out` holds the files of an earlier run (or of a search's trials); the
+    temporary files of a killed write alone are not a run (`start` removes them)."""
+    temporaries = set(Path(out).glob(".*.tmp"))
+    return any(p not in temporaries for p in owned_paths(out))
 
 
 def check_start(out, resume: bool, overwrite: bool, resume_file: str = "last.pt") -> Path:

@@ -30,8 +30,7 @@ from tqdm.auto import tqdm
 from pathmnist import checkpoints, losses, metrics, rundir
 from pathmnist.config import MONITORS, TrainConfig, seed_everything
 from pathmnist.data import ImageSet
-from pathmnist.device import configure_backends, fused_available, resolve_device
-from pathmnist.device import resolve_precision
+from pathmnist.device import configure_backends, fused_available, resolve_device, resolve_precision
 from pathmnist.early_stopping import EarlyStopping
 from pathmnist.errors import PathMNISTError
 from pathmnist.history import History
@@ -52,9 +51,12 @@ def build_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
     c, fused = config, (True if fused_available(device) else None)
     if c.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+            model.parameters(),
+            lr=c.lr,
+            momentum=c.momentum,
+            weight_decay=c.weight_decay,
             fused=fused,
-        )  # fmt: skip
+        )
     return torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay, fused=fused)
 
 
@@ -63,8 +65,11 @@ def build_mix(config: TrainConfig, num_classes: int):
     generator, as `mix(x, y, generator) -> (x, soft targets)`; None when both are off."""
     from pathmnist import mixing  # Lesson 5's tools.
 
-    mixers = [cls(alpha, num_classes) for cls, alpha in
-              ((mixing.MixUp, config.mixup), (mixing.CutMix, config.cutmix)) if alpha > 0]  # fmt: skip
+    mixers = [
+        cls(alpha, num_classes)
+        for cls, alpha in ((mixing.MixUp, config.mixup), (mixing.CutMix, config.cutmix))
+        if alpha > 0
+    ]
     if not mixers:
         return None
     if len(mixers) == 1:
@@ -87,8 +92,9 @@ def forward(model, x, precision):
     return net.fc(f.float())  # (B, C) float32
 
 
-def train_one_epoch(model, loader, optimizer, precision="fp32", progress=None, loss_fn=None,
-                    mix=None):  # fmt: skip
+def train_one_epoch(
+    model, loader, optimizer, precision="fp32", progress=None, loss_fn=None, mix=None
+):
     """One pass over `loader`, one optimizer step per batch; returns (mean loss, accuracy)
     over the samples seen. `progress` (a tqdm bar or None) advances once per batch.
     `loss_fn(logits, target)` defaults to cross-entropy; `mix(x, y, generator)` (MixUp or
@@ -118,9 +124,10 @@ def train_one_epoch(model, loader, optimizer, precision="fp32", progress=None, l
             progress.update(1)
             if show and (i % PROGRESS_EVERY == 0 or i == len(loader) - 1):
                 progress.set_postfix(  # Only when shown: float() waits for the GPU.
-                    loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}",
+                    loss=f"{float(loss_sum) / seen:.4f}",
+                    acc=f"{int(correct) / seen:.4f}",
                     refresh=False,
-                )  # fmt: skip
+                )
     if seen == 0:
         raise PathMNISTError("the training loader yielded no batches; use a smaller batch size.")
     return float(loss_sum) / seen, int(correct) / seen
@@ -230,8 +237,15 @@ def _prepare(config, train, val, out_dir, resume, overwrite):
     return info, saved
 
 
-def fit(config: TrainConfig, train: ImageSet, val: ImageSet, out_dir, resume: bool = False,
-        quiet: bool = False, overwrite: bool = False) -> History:  # fmt: skip
+def fit(
+    config: TrainConfig,
+    train: ImageSet,
+    val: ImageSet,
+    out_dir,
+    resume: bool = False,
+    quiet: bool = False,
+    overwrite: bool = False,
+) -> History:
     """Train `config` on `train`, validate on `val` after every epoch, write the run files
     into `out_dir`, and return the History with the best weights restored.
 
@@ -280,16 +294,29 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
     if todo:  # Only then: the loaders copy the whole splits to the device.
         # A last batch of one image breaks BatchNorm where layer4 is 1x1, so drop it then.
         one_left = len(train) % config.batch_size == 1
-        train_loader = BatchLoader(train, config.batch_size, shuffle=True, seed=config.seed,
-                                   transform=train_tf, device=device, drop_last=one_left)  # fmt: skip
-        val_loader = BatchLoader(val, EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf,
-                                 device=device)  # fmt: skip
+        train_loader = BatchLoader(
+            train,
+            config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            transform=train_tf,
+            device=device,
+            drop_last=one_left,
+        )
+        val_loader = BatchLoader(
+            val, EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf, device=device
+        )
     for epoch in todo:
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loader.set_epoch(epoch)  # (seed, epoch) fixes this epoch's order and draws.
         # disable=None: tqdm shows the bar only on a terminal.
-        with tqdm(total=len(train_loader), desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                  unit="batch", disable=True if quiet else None) as bar:  # fmt: skip
+        with tqdm(
+            total=len(train_loader),
+            desc=f"epoch {epoch}/{config.epochs}",
+            leave=False,
+            unit="batch",
+            disable=True if quiet else None,
+        ) as bar:
             train_loss, train_acc = train_one_epoch(
                 model, train_loader, optimizer, precision, bar, loss_fn, mix
             )
@@ -300,12 +327,20 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
                 f"{len(rows)})."
             )
         ev = evaluate(model, val_loader, precision, tta=config.tta)
-        rows.append({
-            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-            "val_loss": ev.loss, "val_acc": ev.accuracy, "val_auc": ev.macro_auc, "lr": lr,
-            "seconds": time.perf_counter() - start, "device": device.type,
-            "precision": precision,
-        })  # fmt: skip
+        rows.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "val_loss": ev.loss,
+                "val_acc": ev.accuracy,
+                "val_auc": ev.macro_auc,
+                "lr": lr,
+                "seconds": time.perf_counter() - start,
+                "device": device.type,
+                "precision": precision,
+            }
+        )
         scheduler.step()  # Once per epoch, after it: sets the next epoch's lr.
         stopped = stopper.step(rows[-1][config.monitor], model)  # Copies the best weights.
         checkpoints.save_epoch(out_dir, info, model, optimizer, scheduler, stopper, rows, stopped)

@@ -3,9 +3,17 @@ hypothesis profiles (a derandomized one for CI)."""
 
 import os
 
+# One thread per process: the tests use tiny tensors, where torch's thread pool costs more
+# than it saves (and several test processes share 2 cores). Set before torch starts, so
+# subprocesses (examples, fault injection) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
+
+torch.set_num_threads(1)
 
 settings.register_profile(
     "ci",

@@ -112,18 +112,3 @@ def binary_auc_inputs(draw, max_n=40, ties=True):
 # that one generate() call takes milliseconds.
 synthetic_split_sizes = st.tuples(st.integers(1, 12), st.integers(1, 12), st.integers(1, 12))
 synthetic_image_sizes = st.integers(min_value=16, max_value=64)
-
-
-# Valid TrainConfig keyword arguments (training's tests build TrainConfig(**kwargs)).
-train_config_kwargs = st.fixed_dictionaries(
-    {
-        "optimizer": st.sampled_from(["adam", "sgd"]),
-        "lr": st.floats(1e-6, 1.0),
-        "batch_size": st.integers(1, 512),
-        "epochs": st.integers(1, 100),
-        "monitor": st.sampled_from(["val_loss", "val_acc", "val_auc"]),
-        "size": st.none() | st.integers(17, 224),
-        "seed": st.integers(0, 2**31),
-        "augment": st.booleans(),
-    }
-)

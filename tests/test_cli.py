@@ -1,12 +1,17 @@
 """The examples' shared flags: defaults keep the seed's baseline, given flags override
-it, the data flags pick the right file, and user errors become `error:` + exit 2."""
+it (every training flag reaches its TrainConfig field), argparse's own errors and bad
+values are one PathMNISTError sentence, --out/--resume/--overwrite are checked before any
+data is loaded, the data flags pick the right file, and run() turns user errors into
+`error:` + exit 2."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 from pathmnist import cli
+from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
-from pathmnist.training import TrainConfig
 
 
 def parse(*argv):
@@ -17,30 +22,116 @@ def test_no_flags_is_the_seed_baseline():
     """Without training flags the config is TrainConfig()'s defaults."""
     args = parse()
     assert args.dataset == "pathmnist" and args.size == 64
+    assert not args.resume and not args.overwrite and args.out is None
     assert cli.config_from_args(args) == TrainConfig()
 
 
 def test_given_flags_override_the_base():
     """Each given flag replaces its field; the others keep the base's values."""
-    base = TrainConfig(lr=0.05, optimizer="sgd")
+    base = TrainConfig(lr=0.05, optimizer="sgd", augment=("color",))
     config = cli.config_from_args(
-        parse("--epochs", "3", "--batch-size", "64", "--augment", "--seed", "7"), base
-    )
-    assert (config.epochs, config.batch_size, config.augment, config.seed) == (3, 64, True, 7)
-    assert (config.lr, config.optimizer) == (0.05, "sgd")
+        parse("--epochs", "3", "--batch-size", "64", "--augment", "flips,hed-light",
+              "--seed", "7", "--tta", "--loss", "focal", "--mixup", "0.2"),
+        base,
+    )  # fmt: skip
+    assert (config.epochs, config.batch_size, config.seed) == (3, 64, 7)
+    assert config.augment == ("flips", "hed-light") and config.tta and config.loss == "focal"
+    assert (config.lr, config.optimizer, config.mixup) == (0.05, "sgd", 0.2)
+    assert config.stain_normalize is False  # A store_true flag not given keeps the base.
 
 
-def test_bad_value_is_a_user_error():
-    """A value the config rejects (here a negative lr) raises PathMNISTError."""
-    with pytest.raises(PathMNISTError):
-        cli.config_from_args(parse("--lr", "-0.1"))
+# A command line and the field value it must give, for every CONFIG_FLAGS entry.
+EVERY_FLAG = {
+    "arch": (["--arch", "resnet34"], "resnet34"),
+    "stem": (["--stem", "small"], "small"),
+    "epochs": (["--epochs", "4"], 4),
+    "batch_size": (["--batch-size", "32"], 32),
+    "lr": (["--lr", "0.3"], 0.3),
+    "optimizer": (["--optimizer", "sgd"], "sgd"),
+    "augment": (["--augment", "none"], ()),
+    "stain_normalize": (["--stain-normalize"], True),
+    "loss": (["--loss", "weighted"], "weighted"),
+    "label_smoothing": (["--label-smoothing", "0.1"], 0.1),
+    "focal_gamma": (["--focal-gamma", "1.5"], 1.5),
+    "mixup": (["--mixup", "0.4"], 0.4),
+    "cutmix": (["--cutmix", "1.0"], 1.0),
+    "tta": (["--tta"], True),
+    "device": (["--device", "cpu"], "cpu"),
+    "precision": (["--precision", "bf16"], "bf16"),
+    "compile": (["--compile"], True),
+    "deterministic": (["--deterministic"], True),
+    "seed": (["--seed", "11"], 11),
+}
 
 
-def test_bad_choice_exits_2():
-    """argparse itself rejects an unknown choice with status 2."""
-    with pytest.raises(SystemExit) as e:
-        parse("--optimizer", "rmsprop")
-    assert e.value.code == 2
+@pytest.mark.parametrize("field", cli.CONFIG_FLAGS)
+def test_every_training_flag_reaches_its_field(field):
+    """Each flag of CONFIG_FLAGS sets exactly its TrainConfig field."""
+    argv, value = EVERY_FLAG[field]
+    base = TrainConfig(augment=("flips",))
+    config = cli.config_from_args(parse(*argv), base)
+    assert getattr(config, field) == value
+    assert dataclasses.replace(config, **{field: getattr(base, field)}) == base
+
+
+def test_config_flags_are_config_fields_and_all_tested():
+    """CONFIG_FLAGS names real TrainConfig fields, each with a case above."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(cli.CONFIG_FLAGS) <= fields and set(cli.CONFIG_FLAGS) == set(EVERY_FLAG)
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--lr", "-0.1"], "TrainConfig lr=-0.1 is not allowed"),
+        (["--batch-size", "0"], "TrainConfig batch_size=0"),
+        (["--augment", "flips,zoom"], "unknown augmentation 'zoom'"),
+        (["--label-smoothing", "1"], "TrainConfig label_smoothing=1.0"),
+    ],
+)
+def test_bad_values_are_user_errors(argv, words):
+    """A value the config refuses raises one PathMNISTError sentence naming it."""
+    with pytest.raises(PathMNISTError, match=words):
+        cli.config_from_args(parse(*argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
+        (["--epochs", "three"], "argument --epochs: invalid int value: 'three'"),
+        (["--augment"], "argument --augment: expected one argument"),
+        (["--size", "32"], "argument --size: invalid choice"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_argparse_errors_are_one_sentence(argv, words):
+    """argparse's own complaints become a PathMNISTError (no usage block, no SystemExit),
+    pointing at --help."""
+    with pytest.raises(PathMNISTError, match=words) as info:
+        parse(*argv)
+    assert str(info.value).endswith("(see --help)") and "\n" not in str(info.value)
+
+
+def test_run_flags_are_checked_before_the_data(tmp_path):
+    """check_run_flags refuses --resume with --overwrite, --resume of nothing, a folder
+    holding a run without a flag, and an --out that is a file; it returns the folder."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "history.csv").write_text("x")
+    (tmp_path / "f.txt").write_text("x")
+    out = tmp_path / "run"
+    with pytest.raises(PathMNISTError, match="contradict"):
+        cli.check_run_flags(parse("--resume", "--overwrite"), out)
+    with pytest.raises(PathMNISTError, match="nothing to resume"):
+        cli.check_run_flags(parse("--resume"), out)
+    with pytest.raises(PathMNISTError, match="already holds a run"):
+        cli.check_run_flags(parse(), out)
+    with pytest.raises(PathMNISTError, match="is a file"):
+        cli.check_run_flags(parse(), tmp_path / "f.txt")
+    assert cli.check_run_flags(parse("--overwrite"), out) == out
+    assert (out / "history.csv").exists()  # Checking removes nothing.
+    with pytest.raises(PathMNISTError, match=r"no search\.json"):
+        cli.check_run_flags(parse("--resume"), out, resume_file="search.json")
 
 
 def test_data_file_overrides_dataset_and_subset_is_stratified(tiny_npz):
@@ -53,6 +144,18 @@ def test_data_file_overrides_dataset_and_subset_is_stratified(tiny_npz):
     expected = sum(max(1, round(c / 2 + 1e-9)) for c in np.bincount(full.labels))
     assert len(splits["train"]) == expected < len(full)
     assert len(splits["val"]) == 10
+
+
+def test_data_description_and_a_data_root_that_is_a_file(tiny_npz, tmp_path):
+    """The data are described by the resolved file, or the dataset and size; a
+    --data-root that is a file is refused."""
+    assert cli.data_description(parse("--data-file", str(tiny_npz))) == str(tiny_npz.resolve())
+    assert cli.data_description(parse("--dataset", "synthetic", "--size", "28")) == (
+        "synthetic size 28"
+    )
+    (tmp_path / "root").write_text("x")
+    with pytest.raises(PathMNISTError, match=r"--data-root .* is a file; give a folder"):
+        cli.load_data(parse("--data-root", str(tmp_path / "root")))
 
 
 def test_synthetic_dataset_is_made_once_in_the_data_root(tmp_path, monkeypatch):
@@ -75,7 +178,8 @@ def test_synthetic_dataset_is_made_once_in_the_data_root(tmp_path, monkeypatch):
 
 
 def test_run_turns_user_errors_into_one_line(capsys):
-    """run() prints `error: <sentence>` to stderr and exits with status 2."""
+    """run() prints `error: <sentence>` to stderr and exits with status 2; Ctrl-C says
+    how to resume and exits with 130."""
 
     def main():
         raise PathMNISTError("the file x.npz is missing; pass --data-file with a real file.")
@@ -86,3 +190,10 @@ def test_run_turns_user_errors_into_one_line(capsys):
     assert capsys.readouterr().err == (
         "error: the file x.npz is missing; pass --data-file with a real file.\n"
     )
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as e:
+        cli.run(interrupted)
+    assert e.value.code == 130 and "--resume" in capsys.readouterr().err

@@ -1,23 +1,22 @@
 """pathmnist.data: facts against medmnist.INFO, download against a local file:// URL,
 load_split on tiny MedMNIST-format npz files (and every way such a file can be wrong),
-stratified_subset and BatchLoader as hypothesis properties."""
+file_md5 against hashlib, stratified_subset as hypothesis properties. (BatchLoader, now in
+pathmnist.loader, is tested in tests/test_loader.py.)"""
 
 import hashlib
 import io
 import os
 import urllib.error
 import urllib.request
-import warnings
 from typing import ClassVar
 
 import medmnist
 import numpy as np
 import pytest
-import torch
 from conftest import write_medmnist_npz
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from strategies import epochs, fractions, label_vectors, loader_batch_sizes, loader_sizes, seeds
+from strategies import fractions, label_vectors, seeds
 
 from pathmnist import data
 from pathmnist.errors import PathMNISTError
@@ -202,23 +201,68 @@ def test_class_count_from_labels(tmp_path):
     assert s.class_names == ("class 0", "class 1", "class 2", "class 3")
 
 
-def test_class_count_consults_every_split(tmp_path):
-    """A label only the test split holds still counts, so all splits agree on the classes."""
-    path = tmp_path / "uneven.npz"
-    images = np.zeros((3, 4, 4, 3), np.uint8)
-    np.savez(path, train_images=images, train_labels=np.array([[0], [1], [0]], np.uint8),
-             val_images=images, val_labels=np.array([0, 1, 1]),
-             test_images=images, test_labels=np.array([[0], [1], [4]], np.int32))  # fmt: skip
-    assert data.load_split("train", data_file=path).num_classes == 5
+def save_labels(path, train, val, test):
+    """An npz of 2x2 images with the given label lists per split."""
+    arrays = {}
+    for split, labels in (("train", train), ("val", val), ("test", test)):
+        arrays[f"{split}_images"] = np.zeros((len(labels), 2, 2, 3), np.uint8)
+        arrays[f"{split}_labels"] = np.asarray(labels, np.int32).reshape(-1, 1)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_classes_are_the_training_splits(tmp_path):
+    """K is the number of distinct training labels; val and test may use fewer classes."""
+    path = save_labels(tmp_path / "ok.npz", [0, 1, 2, 1], [0, 0], [2])
+    for split in data.SPLITS:
+        s = data.load_split(split, data_file=path)
+        assert s.num_classes == 3 and s.class_names == ("class 0", "class 1", "class 2")
     assert data.load_split("val", data_file=path).labels.dtype == np.int64
 
 
+@pytest.mark.parametrize(
+    ("train", "val", "test", "words"),
+    [
+        ([0, 1, 0], [0, 1], [0, 4], r"label\(s\) 4 lie outside 0\.\.1"),  # Only test has a 4.
+        ([0, 2, 0, 2], [0], [0], r"label\(s\) 2 lie outside 0\.\.1"),  # A gap in 0..K-1.
+        ([0, 1, 0], [0, 12], [1, 9], r"label\(s\) 9, 12 lie outside"),
+    ],
+)
+def test_labels_outside_the_training_classes_are_refused(tmp_path, train, val, test, words):
+    """One stray label (in any split) or a gap in the training labels is a corrupt file,
+    refused with one sentence naming the file, the labels and the fix, for every split."""
+    path = save_labels(tmp_path / "stray.npz", train, val, test)
+    for split in data.SPLITS:
+        with pytest.raises(PathMNISTError, match=words) as info:
+            data.load_split(split, data_file=path)
+        message = str(info.value)
+        assert message.startswith(str(path)) and message.endswith("fix the file.")
+
+
 def test_medmnist_flag_file_uses_its_class_names(tmp_path):
-    """A file named like a MedMNIST file takes that dataset's names, even if few are used."""
-    path = write_medmnist_npz(tmp_path / "bloodmnist_64.npz", num_classes=3)
+    """A file named like a MedMNIST file takes that dataset's names and class count."""
+    path = write_medmnist_npz(tmp_path / "bloodmnist_64.npz", num_classes=8)
     names = medmnist.INFO["bloodmnist"]["label"]
     s = data.load_split("test", data_file=path)
-    assert s.class_names == tuple(names[str(i)] for i in range(8))
+    assert s.class_names == tuple(names[str(i)] for i in range(8)) and s.num_classes == 8
+
+
+def test_flag_file_with_classes_missing_from_training_is_refused(tmp_path):
+    """8-class BloodMNIST whose training split holds only classes 0..2 cannot train the
+    other five: the refusal names them."""
+    path = write_medmnist_npz(tmp_path / "bloodmnist_64.npz", num_classes=3)
+    with pytest.raises(PathMNISTError, match=r"class\(es\) 3, 4, 5, 6, 7 have no training image"):
+        data.load_split("val", data_file=path)
+
+
+@settings(max_examples=25)
+@given(content=st.binary(max_size=5000))
+@example(content=b"")
+def test_file_md5_equals_hashlib(tmp_path_factory, content):
+    """file_md5 is hashlib's MD5 of the whole file's bytes (the empty file too)."""
+    path = tmp_path_factory.mktemp("md5") / "f.bin"
+    path.write_bytes(content)
+    assert data.file_md5(path) == hashlib.md5(content).hexdigest()
 
 
 def test_load_split_reads_root_file(root, monkeypatch):
@@ -372,113 +416,6 @@ def test_stratified_bad_fraction(fraction, tiny_npz):
     train = data.load_split("train", data_file=tiny_npz)
     with pytest.raises(PathMNISTError, match=r"\(0, 1\]"):
         data.stratified_subset(train, fraction)
-
-
-# ---------------------------------------------------------------------------- BatchLoader
-
-
-def tagged_set(n):
-    """n images whose pixel (0, 0, 0) and label both equal the image's index."""
-    images = np.zeros((n, 2, 2, 3), np.uint8)
-    images[:, 0, 0, 0] = np.arange(n)
-    return data.ImageSet(images, np.arange(n), ("a",))
-
-
-def expected_order(n, seed, epoch):
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-
-
-@settings(deadline=None, max_examples=150)
-@given(n=loader_sizes, b=loader_batch_sizes, drop_last=st.booleans(), seed=seeds, epoch=epochs)
-@example(n=1, b=17, drop_last=True, seed=0, epoch=0)
-@example(n=17, b=17, drop_last=True, seed=0, epoch=0)
-def test_every_index_once_per_epoch(n, b, drop_last, seed, epoch):
-    """An epoch is the seeded permutation sliced into batches: every index exactly once
-    (with drop_last, exactly the first floor(n / b) * b of it)."""
-    loader = data.BatchLoader(tagged_set(n), b, seed=seed, drop_last=drop_last)
-    loader.set_epoch(epoch)
-    batches = list(loader)
-    assert len(batches) == len(loader) == (n // b if drop_last else -(-n // b))
-    for x, y in batches:
-        assert x.dtype == torch.uint8 and x.shape[1:] == (2, 2, 3) and y.dtype == torch.int64
-        assert 1 <= len(y) <= b and torch.equal(x[:, 0, 0, 0].long(), y)
-    ys = torch.cat([y for _, y in batches]) if batches else torch.zeros(0, dtype=torch.int64)
-    order = expected_order(n, seed, epoch)
-    assert torch.equal(ys, order[: (n // b) * b] if drop_last else order)
-    assert loader.num_samples == n
-
-
-@settings(deadline=None, max_examples=50)
-@given(n=st.integers(10, 60), b=loader_batch_sizes, seed=seeds, epoch=epochs)
-def test_order_depends_on_seed_and_epoch_only(n, b, seed, epoch):
-    """Same (seed, epoch), same order, also on a second pass; the next epoch reorders."""
-    loader = data.BatchLoader(tagged_set(n), b, seed=seed)
-    loader.set_epoch(epoch)
-    first = torch.cat([y for _, y in loader])
-    again = torch.cat([y for _, y in loader])  # Iterating does not advance the epoch.
-    twin = data.BatchLoader(tagged_set(n), b, seed=seed)
-    twin.set_epoch(epoch)
-    assert torch.equal(first, again) and torch.equal(first, torch.cat([y for _, y in twin]))
-    loader.set_epoch(epoch + 1)
-    assert not torch.equal(first, torch.cat([y for _, y in loader]))
-
-
-def test_no_shuffle_is_in_order():
-    """shuffle=False yields 0, 1, ..., n-1 in every epoch."""
-    loader = data.BatchLoader(tagged_set(10), 3, shuffle=False)
-    loader.set_epoch(5)
-    assert torch.cat([y for _, y in loader]).tolist() == list(range(10))
-
-
-def test_transform_draws_from_epoch_generator():
-    """The transform gets the epoch's generator right after the permutation, so (seed, epoch)
-    fixes the augmentation too."""
-
-    def noisy(x, generator):
-        return torch.rand(len(x), generator=generator)
-
-    def run(seed, epoch):
-        loader = data.BatchLoader(tagged_set(20), 8, seed=seed, transform=noisy)
-        loader.set_epoch(epoch)
-        return [x for x, _ in loader]
-
-    g = torch.Generator().manual_seed(3 * 1_000_003 + 2)
-    torch.randperm(20, generator=g)
-    draws = run(3, 2)
-    assert torch.equal(draws[0], torch.rand(8, generator=g))
-    assert all(torch.equal(a, b) for a, b in zip(draws, run(3, 2), strict=True))
-    assert not torch.equal(draws[0], run(3, 1)[0])
-
-
-def test_split_is_one_shared_uint8_tensor():
-    """On the CPU the loader's tensor is the ImageSet's memory: no copy, no float copy;
-    a read-only array loads without a warning."""
-    s = tagged_set(12)
-    loader = data.BatchLoader(s, 4)
-    assert loader.images.dtype == torch.uint8
-    assert loader.images.data_ptr() == s.images.ctypes.data
-    s.images.flags.writeable = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        data.BatchLoader(s, 4)
-
-
-@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "8", None])
-def test_bad_batch_size(batch_size):
-    """A batch size that is not a positive integer is a PathMNISTError."""
-    with pytest.raises(PathMNISTError, match="batch size"):
-        data.BatchLoader(tagged_set(4), batch_size)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_loader_matches_cpu():
-    """On CUDA the batches live on the device and come in the same order as on the CPU."""
-    cpu = data.BatchLoader(tagged_set(30), 7, seed=4, transform=lambda x, g: x.float())
-    gpu = data.BatchLoader(tagged_set(30), 7, seed=4, transform=lambda x, g: x.float(),
-                           device="cuda")  # fmt: skip
-    for (xc, yc), (xg, yg) in zip(cpu, gpu, strict=True):
-        assert xg.is_cuda and yg.is_cuda
-        assert torch.equal(xc, xg.cpu()) and torch.equal(yc, yg.cpu())
 
 
 def test_load_reads_only_the_split_asked_for(tiny_npz, monkeypatch):

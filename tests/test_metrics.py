@@ -16,7 +16,6 @@ from pathmnist.metrics import (
     accuracy,
     classification_report,
     confusion_matrix,
-    format_report,
     macro_auc,
     ovr_auc,
     roc_auc,
@@ -180,18 +179,6 @@ def test_classification_report_matches_sklearn(data, shift):
     )
     assert macro["support"] == len(labels)
     assert list(report) == [*names, MACRO]
-
-
-def test_format_report_markdown():
-    """format_report gives a Markdown table: header, alignment row, one row per class and
-    the bold macro row."""
-    report = classification_report([0, 1, 1], [0, 1, 0], ["ADI", "BACK"])
-    text = format_report(report, digits=2)
-    lines = text.strip().splitlines()
-    assert lines[0] == "| class | precision | recall | F1 | support |"
-    assert lines[2] == "| ADI | 0.50 | 1.00 | 0.67 | 1 |"
-    assert lines[3] == "| BACK | 1.00 | 0.50 | 0.67 | 2 |"
-    assert lines[4].startswith(f"| **{MACRO}** | 0.75 | 0.75 | 0.67 | 3 |")
 
 
 def test_tensors_give_the_same_results():

@@ -8,7 +8,7 @@ from hypothesis import example, given
 from sklearn.metrics import roc_curve
 from strategies import binary_auc_inputs
 
-from pathmnist import plots
+from pathmnist import plots, tuning
 from pathmnist.data import CLASS_NAMES, ImageSet
 from pathmnist.errors import PathMNISTError
 
@@ -89,19 +89,17 @@ def test_montage_is_a_png(tmp_path):
 
 
 def test_trials_bar_is_a_png(tmp_path):
-    """The grid-search chart takes tuning's result rows."""
-    results = [
-        {
-            "trial": i,
-            "params": {"optimizer": "adam", "lr": lr, "batch_size": 64},
-            "best_val_acc": acc,
-            "best_val_loss": 0.3,
-            "best_epoch": 2,
-            "seconds": 1.0,
-        }
-        for i, (lr, acc) in enumerate([(1e-3, 0.9), (3e-3, 0.85), (1e-2, 0.5)])
-    ]
-    check_png(plots.trials_bar(results, tmp_path / "trials.png"), tmp_path)
+    """The tuning chart takes tuning.summarize's entries: several seeds (an error bar) and
+    one seed (none), two budgets."""
+    rows = [
+        {"params": {"optimizer": "adam", "lr": lr, "batch_size": 64}, "epochs": epochs,
+         "seed": seed, "val_acc": acc, "val_loss": 0.3, "best_epoch": 2, "seconds": 1.0}
+        for lr, epochs, seed, acc in [(1e-3, 3, 0, 0.9), (1e-3, 3, 1, 0.8), (3e-3, 3, 0, 0.85),
+                                      (1e-2, 1, 0, 0.5)]
+    ]  # fmt: skip
+    summary = tuning.summarize(rows)
+    assert [s["n"] for s in summary] == [2, 1, 1]
+    check_png(plots.trials_bar(summary, tmp_path / "trials.png"), tmp_path)
 
 
 @given(binary_auc_inputs())
@@ -128,6 +126,7 @@ def test_roc_points_equal_sklearn(inputs):
         (lambda p: plots.roc_points([0, 1, 1], [0.1, 0.2]), "3 labels and 2 scores"),
         (lambda p: plots.roc_points([1, 1], [0.1, 0.2]), "both positive and negative"),
         (lambda p: plots.loss_curve([], p), "no epochs"),
+        (lambda p: plots.trials_bar([], p), "no trials"),
         (
             lambda p: plots.montage(ImageSet(np.zeros((1, 8, 8, 3), np.uint8), [0], ("a",)), p, 0),
             "per_class",

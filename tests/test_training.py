@@ -1,10 +1,13 @@
 """The training loop on tiny synthetic sets: the loss falls, the run directory holds what
 the contract names, the same seed gives the same history, a resumed run is bit-identical
 to an uninterrupted one, early stopping restores the best weights, evaluate's
-probabilities are the softmax of the logits, and every user error is a PathMNISTError.
+probabilities are the softmax of the logits (and TTA the mean over the 8 dihedral views),
+the classifier stays float32 under bf16, a NaN loss stops the run, a folder holding a run
+is refused unless resumed or overwritten, and every user error is a PathMNISTError.
 
 Most tests swap ResNet-18 for a tiny conv + BatchNorm net (registered under the same
-name), since they test the loop, not the model; the ones marked slow run the real one."""
+name), since they test the loop, not the model; the ones marked slow run the real one.
+The checkpoint files themselves are tested in tests/test_checkpoints.py."""
 
 import csv
 import dataclasses
@@ -16,14 +19,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from strategies import train_config_kwargs
 from torch import nn
 
 from pathmnist import checkpoints, resnet, training
-from pathmnist.data import BatchLoader, ImageSet
+from pathmnist.config import TrainConfig
+from pathmnist.data import ImageSet
 from pathmnist.errors import PathMNISTError
-from pathmnist.training import History, TrainConfig
+from pathmnist.history import HISTORY_COLUMNS, History
+from pathmnist.loader import BatchLoader
 from pathmnist.transforms import build_transforms
 
 CPU = {"device": "cpu", "precision": "fp32"}
@@ -38,22 +41,27 @@ def signal_set(n, seed=0, size=16, k=3):
     return ImageSet(images.astype(np.uint8), labels, tuple(f"class {i}" for i in range(k)))
 
 
-def tiny_net(num_classes=9, stem="imagenet", zero_init_residual=False):
-    """conv -> BatchNorm -> ReLU -> global pool -> linear: the loop's stand-in for ResNet."""
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=False),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, num_classes),
-    )
+class TinyNet(nn.Module):
+    """conv -> BatchNorm -> ReLU -> global mean -> fc: the loop's stand-in for ResNet,
+    with ResNet's split into `features` (B, 8) and the classifier `fc`."""
+
+    def __init__(self, num_classes=9, stem="imagenet", zero_init_residual=False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, num_classes)
+
+    def features(self, x):
+        return torch.relu(self.bn1(self.conv1(x))).mean(dim=(2, 3))  # (B, 8)
+
+    def forward(self, x):
+        return self.fc(self.features(x))  # (B, C)
 
 
 @pytest.fixture
 def tiny(monkeypatch):
     """Build the tiny net wherever the config says resnet18 (fit and load_checkpoint)."""
-    monkeypatch.setitem(resnet.ARCHS, "resnet18", tiny_net)
+    monkeypatch.setitem(resnet.ARCHS, "resnet18", TinyNet)
 
 
 @pytest.fixture(scope="module")
@@ -81,144 +89,65 @@ def assert_same_weights(a, b):
         assert torch.equal(sa[key], sb[key]), key
 
 
-# The defaults and their checks.
+# Building blocks: optimizer, forward, one epoch, evaluation.
 
 
-def test_defaults_are_the_seed_baseline():
-    """TrainConfig() is the seed's baseline: ResNet-18, Adam 1e-3, batch 128, 10 epochs,
-    weight decay 1e-4, StepLR(5, 0.1), patience 3 on val_loss."""
-    c = TrainConfig()
-    assert (c.arch, c.optimizer, c.lr, c.batch_size, c.epochs) == (
-        "resnet18",
-        "adam",
-        1e-3,
-        128,
-        10,
-    )
-    assert (c.weight_decay, c.step_size, c.gamma, c.patience, c.monitor) == (
-        1e-4,
-        5,
-        0.1,
-        3,
-        "val_loss",
-    )
-    assert (c.momentum, c.seed, c.device, c.precision) == (0.9, 0, "auto", "auto")
-    assert c.validate() is c
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_build_optimizer_is_torchs_with_the_configs_settings(optimizer):
+    """Adam(lr, weight_decay) or SGD(lr, momentum, weight_decay) over every parameter;
+    not fused on the CPU."""
+    model = TinyNet(3)
+    c = config(optimizer=optimizer, lr=0.03, weight_decay=1e-3, momentum=0.8)
+    opt = training.build_optimizer(c, model)
+    group = opt.param_groups[0]
+    assert type(opt) is (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)
+    assert (group["lr"], group["weight_decay"]) == (0.03, 1e-3) and not group.get("fused")
+    assert group["params"] == list(model.parameters())
+    if optimizer == "sgd":
+        assert group["momentum"] == 0.8
 
 
-@pytest.mark.parametrize(
-    "field, value, words",
-    [
-        ("arch", "resnet19", "resnet18, resnet34, resnet50"),
-        ("stem", "tiny", "imagenet, small"),
-        ("optimizer", "adamw", "adam, sgd"),
-        ("monitor", "val_f1", "val_loss, val_acc, val_auc"),
-        ("device", "tpu", "auto, cpu, cuda"),
-        ("precision", "fp16", "auto, fp32, bf16"),
-        ("lr", 0.0, "> 0"),
-        ("lr", float("nan"), "> 0"),
-        ("lr", -1e-3, "> 0"),
-        ("batch_size", 0, ">= 1"),
-        ("batch_size", 8.0, "whole number"),
-        ("epochs", 0, ">= 1"),
-        ("epochs", True, "whole number"),
-        ("step_size", 0, ">= 1"),
-        ("patience", -1, ">= 0"),
-        ("seed", -1, ">= 0"),
-        ("gamma", 0, "> 0"),
-        ("momentum", 1.0, "[0, 1)"),
-        ("weight_decay", -1e-4, ">= 0"),
-        ("min_delta", float("inf"), ">= 0"),
-        ("augment", "yes", "True or False"),
-        ("size", 0, "int >= 1"),
-    ],
-)
-def test_bad_config_values_are_named(field, value, words):
-    """validate() raises PathMNISTError naming the field, its value and what is allowed."""
-    with pytest.raises(PathMNISTError) as info:
-        dataclasses.replace(TrainConfig(), **{field: value}).validate()
-    message = str(info.value)
-    assert f"{field}=" in message and words in message and repr(value) in message
+def test_forward_in_fp32_equals_the_models_forward():
+    """forward(model, x, "fp32") is model(x): features then fc."""
+    torch.manual_seed(0)
+    model, x = TinyNet(3).eval(), torch.rand(4, 3, 8, 8)
+    assert torch.equal(training.forward(model, x, "fp32"), model(x))
 
 
-@given(train_config_kwargs)
-def test_config_round_trips_through_dict_and_json(kwargs):
-    """from_dict(to_dict()) and a JSON round trip give back an equal config."""
-    c = TrainConfig(**kwargs)
-    assert TrainConfig.from_dict(c.to_dict()) == c
-    assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+def test_forward_in_bf16_keeps_the_classifier_in_float32():
+    """Under bf16 the features are computed in bfloat16 but fc runs outside autocast:
+    the logits are float32, fc's input is the bf16 features upcast, and they stay within
+    bf16 rounding (rel. 2**-7 per operand) of the fp32 logits."""
+    torch.manual_seed(0)
+    model, x = TinyNet(3).eval(), torch.rand(4, 3, 8, 8)
+    seen = {}
+    model.fc.register_forward_hook(lambda m, args, out: seen.update(x=args[0], out=out))
+    logits = training.forward(model, x, "bf16")
+    assert logits.dtype == torch.float32 and seen["out"].dtype == torch.float32
+    assert seen["x"].dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16_features = model.features(x)
+    assert bf16_features.dtype == torch.bfloat16
+    assert torch.equal(seen["x"], bf16_features.float())
+    torch.testing.assert_close(logits, model(x), rtol=0.05, atol=0.05)
 
 
-def test_from_dict_and_from_json_errors(tmp_path):
-    """An unknown field, a missing file and a non-JSON file are named errors; a run's
-    config.json (config under "config") reads back."""
-    with pytest.raises(PathMNISTError, match="learning_rate"):
-        TrainConfig.from_dict({"learning_rate": 0.1})
-    with pytest.raises(PathMNISTError, match="no config file"):
-        TrainConfig.from_json(tmp_path / "best_config.json")
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(PathMNISTError, match="not a readable JSON"):
-        TrainConfig.from_json(tmp_path / "bad.json")
-    (tmp_path / "config.json").write_text(json.dumps({"config": {"lr": 0.5}, "num_classes": 9}))
-    assert TrainConfig.from_json(tmp_path / "config.json").lr == 0.5
-
-
-# Device and precision.
-
-
-def test_resolve_precision_follows_the_hardware(monkeypatch):
-    """auto is fp32 without native bf16 (this CI's CPU) and bf16 with it; fp32 stays."""
-    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
-    assert training.resolve_precision("auto", "cpu") == "fp32"
-    assert training.resolve_precision("fp32", "cpu") == "fp32"
-    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
-    assert training.resolve_precision("auto", "cpu") == "bf16"
-    assert training.resolve_precision("fp32", "cpu") == "fp32"
-
-
-def test_resolve_precision_on_this_machine():
-    """On this machine auto gives bf16 exactly when the CPU reports native bf16."""
-    expected = "bf16" if training.cpu_supports_bf16() else "fp32"
-    assert training.resolve_precision("auto", "cpu") == expected
-
-
-def test_explicit_bf16_without_support_warns(monkeypatch):
-    """bf16 on a CPU without native bf16 is kept (emulated) with a UserWarning."""
-    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
-    with pytest.warns(UserWarning, match="emulates"):
-        assert training.resolve_precision("bf16", "cpu") == "bf16"
-
-
-def test_cpu_bf16_detection_reads_cpu_flags(monkeypatch, tmp_path):
-    """cpu_supports_bf16 finds avx512_bf16 or amx_bf16 among /proc/cpuinfo's flags."""
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    fake = tmp_path / "cpuinfo"
-    monkeypatch.setattr(training, "CPUINFO", str(fake))
-    for flags, expected in [
-        ("fpu avx2 fma", False),
-        ("fpu avx512f avx512_bf16", True),
-        ("fpu amx_bf16 amx_tile", True),
-    ]:
-        fake.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-        assert training.cpu_supports_bf16() is expected
-    fake.unlink()  # No cpuinfo (not Linux): assume no native bf16.
-    assert training.cpu_supports_bf16() is False
-
-
-def test_device_and_precision_errors():
-    """Unknown names, and cuda without a GPU, are named errors."""
-    with pytest.raises(PathMNISTError, match="tpu"):
-        training.resolve_device("tpu")
-    with pytest.raises(PathMNISTError, match="fp16"):
-        training.resolve_precision("fp16", "cpu")
-    assert training.resolve_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available():
-        assert training.resolve_device("auto") == torch.device("cpu")
-        with pytest.raises(PathMNISTError, match="no CUDA GPU"):
-            training.resolve_device("cuda")
-
-
-# One epoch and evaluation.
+def test_train_one_epoch_reports_mean_loss_and_accuracy(splits):
+    """train_one_epoch returns a finite loss and an accuracy in [0, 1], stepping the
+    weights; an empty loader is a named error."""
+    train, _ = splits
+    torch.manual_seed(0)
+    model = TinyNet(3)
+    train_tf, _ = build_transforms((0.5,) * 3, (0.25,) * 3)
+    loader = BatchLoader(train, 8, transform=train_tf)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model.conv1.weight.detach().clone()
+    loss, acc = training.train_one_epoch(model, loader, opt)
+    assert math.isfinite(loss) and 0.0 <= acc <= 1.0
+    assert not torch.equal(before, model.conv1.weight)
+    empty = BatchLoader(signal_set(3), 8, transform=train_tf, drop_last=True)
+    with pytest.raises(PathMNISTError, match="yielded no batches; use a smaller batch size"):
+        training.train_one_epoch(model, empty, opt)
 
 
 def test_evaluate_gives_softmax_probabilities(splits):
@@ -226,7 +155,7 @@ def test_evaluate_gives_softmax_probabilities(splits):
     loss the mean cross-entropy, its accuracy that of the argmax; train mode is kept."""
     _, val = splits
     torch.manual_seed(0)
-    model = tiny_net(3)
+    model = TinyNet(3)
     _, eval_tf = build_transforms((0.5,) * 3, (0.25,) * 3)
     loader = BatchLoader(val, 10, shuffle=False, transform=eval_tf)
     model.train()
@@ -245,44 +174,92 @@ def test_evaluate_gives_softmax_probabilities(splits):
     assert 0.0 <= ev.macro_auc <= 1.0
 
 
-def test_train_one_epoch_reports_mean_loss_and_accuracy(splits):
-    """train_one_epoch returns a finite loss and an accuracy in [0, 1], stepping per batch."""
-    train, _ = splits
+def test_dihedral_views_are_the_eight_symmetries():
+    """The 8 views are rot90 k = 0..3 and the same after a left-right flip, all distinct
+    on an asymmetric image; a non-square batch is refused."""
+    x = torch.arange(9.0).view(1, 1, 3, 3).expand(2, 3, 3, 3)
+    views = training.dihedral_views(x)
+    expected = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+    expected += [torch.flip(v, dims=(3,)) for v in expected]
+    assert all(torch.equal(a, b) for a, b in zip(views, expected, strict=True))
+    assert len({tuple(v[0, 0].flatten().tolist()) for v in views}) == 8
+    with pytest.raises(PathMNISTError, match="square images, got 3x4; drop --tta"):
+        training.dihedral_views(torch.zeros(1, 3, 3, 4))
+
+
+def test_tta_is_the_mean_softmax_over_the_eight_views(splits):
+    """evaluate(tta=True) gives each image the mean of the softmax over its 8 views, the
+    loss is the NLL of that mean, and rows still sum to 1."""
+    _, val = splits
+    torch.manual_seed(1)
+    model = TinyNet(3).eval()
+    _, eval_tf = build_transforms((0.5,) * 3, (0.25,) * 3)
+    ev = training.evaluate(model, BatchLoader(val, 7, shuffle=False, transform=eval_tf), tta=True)
+    x = eval_tf(torch.from_numpy(val.images))
+    with torch.no_grad():
+        views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+        views += [torch.flip(v, dims=(3,)) for v in views]
+        p = torch.stack([model(v).softmax(1) for v in views]).mean(0)
+    np.testing.assert_allclose(ev.probs, p.numpy(), rtol=1e-5, atol=1e-7)
+    nll = -p[torch.arange(len(p)), torch.from_numpy(val.labels)].log().mean().item()
+    assert math.isclose(ev.loss, nll, rel_tol=1e-5)
+    np.testing.assert_allclose(ev.probs.sum(1), 1.0, rtol=1e-6)
+
+
+def test_evaluate_imageset_equals_evaluate_on_a_loader(splits):
+    """evaluate_imageset runs evaluate over the whole split in order on the config's device."""
+    _, val = splits
     torch.manual_seed(0)
-    model = tiny_net(3)
-    train_tf, _ = build_transforms((0.5,) * 3, (0.25,) * 3)
-    loader = BatchLoader(train, 8, transform=train_tf)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    before = model[0].weight.detach().clone()
-    loss, acc = training.train_one_epoch(model, loader, opt)
-    assert math.isfinite(loss) and 0.0 <= acc <= 1.0
-    assert not torch.equal(before, model[0].weight)
+    model = TinyNet(3).eval()
+    _, eval_tf = build_transforms((0.5,) * 3, (0.25,) * 3)
+    a = training.evaluate_imageset(model, val, eval_tf, config())
+    b = training.evaluate(model, BatchLoader(val, 5, shuffle=False, transform=eval_tf))
+    np.testing.assert_allclose(a.probs, b.probs, rtol=1e-6, atol=1e-7)
+    assert a.accuracy == b.accuracy and math.isclose(a.loss, b.loss, rel_tol=1e-6)
+
+
+def test_evaluate_on_an_empty_loader_is_named():
+    """A split with no images cannot be evaluated."""
+    loader = BatchLoader(signal_set(2), 4, drop_last=True)
+    with pytest.raises(PathMNISTError, match="empty loader"):
+        training.evaluate(TinyNet(3), loader)
+
+
+def test_build_mix_picks_what_the_config_asks_for():
+    """No mixing by default; MixUp or CutMix alone; with both, one of them per batch,
+    each returning (x, soft targets that sum to 1)."""
+    assert training.build_mix(config(), 3) is None
+    x, y = torch.rand(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    for changes in ({"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.4, "cutmix": 1.0}):
+        mix = training.build_mix(config(**changes), 3)
+        mixed, target = mix(x, y, torch.Generator().manual_seed(0))
+        assert mixed.shape == x.shape and target.shape == (6, 3)
+        torch.testing.assert_close(target.sum(1), torch.ones(6))
 
 
 # fit: the run directory, determinism, resume, early stopping.
 
 
 def test_fit_writes_the_run_directory(splits, tiny, tmp_path):
-    """history.csv (the contract's columns), config.json, last.pt and best.pt; no temp
-    files; load_checkpoint rebuilds the returned (best) model and its eval transform."""
+    """history.csv (the contract's columns), config.json, last.pt and best.pt (and the
+    lock file); no temporary files; load_checkpoint rebuilds the returned (best) model
+    and its eval transform."""
     train, val = splits
     history = training.fit(config(epochs=2), train, val, tmp_path, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "best.pt",
-        "config.json",
-        "history.csv",
-        "last.pt",
-    ]
+        ".pathmnist.lock", "best.pt", "config.json", "history.csv", "last.pt",
+    ]  # fmt: skip
     header = (tmp_path / "history.csv").read_text().splitlines()[0]
-    assert header == "epoch,train_loss,train_acc,val_loss,val_acc,val_auc,lr,seconds"
+    assert header == ",".join(HISTORY_COLUMNS)
     assert [r["epoch"] for r in history.rows] == [1, 2]
+    assert [(r["device"], r["precision"]) for r in history.rows] == [("cpu", "fp32")] * 2
     info = json.loads((tmp_path / "config.json").read_text())
     assert info["config"] == config(epochs=2).to_dict()
     assert info["num_classes"] == 3 and info["class_names"] == list(train.class_names)
-    assert len(info["mean"]) == len(info["std"]) == 3
+    assert len(info["mean"]) == len(info["std"]) == 3 and info["stain"] is None
     assert History.from_csv(tmp_path / "history.csv").rows == history.rows
 
-    model, cfg, eval_tf, names = training.load_checkpoint(tmp_path / "best.pt")
+    model, cfg, eval_tf, names = checkpoints.load_checkpoint(tmp_path / "best.pt")
     assert cfg == config(epochs=2) and names == train.class_names and not model.training
     assert_same_weights(model, history.model)
     x = torch.from_numpy(val.images[:5])
@@ -303,11 +280,24 @@ def test_same_seed_same_history(splits, tiny, tmp_path):
     does not."""
     train, val = splits
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        training.fit(
-            config(epochs=2, seed=seed, augment=True), train, val, tmp_path / name, quiet=True
-        )
+        cfg = config(epochs=2, seed=seed, augment=("flips",))
+        training.fit(cfg, train, val, tmp_path / name, quiet=True)
     assert comparable(tmp_path / "a" / "history.csv") == comparable(tmp_path / "b" / "history.csv")
     assert comparable(tmp_path / "a" / "history.csv") != comparable(tmp_path / "c" / "history.csv")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"loss": "weighted"}, {"loss": "focal", "label_smoothing": 0.1}, {"mixup": 0.4},
+     {"cutmix": 1.0, "tta": True}, {"augment": ("flips", "color"), "size": 12}],
+)  # fmt: skip
+def test_fit_runs_with_every_recipe_option(splits, tiny, tmp_path, changes):
+    """Each loss, mixing, TTA and augmentation option trains to finite losses and a
+    probability-valued accuracy."""
+    train, val = splits
+    rows = training.fit(config(epochs=1, **changes), train, val, tmp_path, quiet=True).rows
+    assert math.isfinite(rows[0]["train_loss"]) and math.isfinite(rows[0]["val_loss"])
+    assert 0.0 <= rows[0]["val_acc"] <= 1.0
 
 
 def resume_case(train, val, tmp_path, cfg, monkeypatch):
@@ -336,7 +326,7 @@ def test_resume_is_bit_identical(splits, tiny, tmp_path, monkeypatch):
     """Interrupted after epoch 2 of 4 and resumed, the run ends with the same weights
     (every state_dict tensor), the same last.pt weights and the same history."""
     train, val = splits
-    cfg = config(epochs=4, step_size=1, gamma=0.5, augment=True, patience=10)
+    cfg = config(epochs=4, step_size=1, gamma=0.5, augment=("flips",), patience=10)
     full, resumed = resume_case(train, val, tmp_path, cfg, monkeypatch)
     assert_same_weights(full.model, resumed.model)
     last = [checkpoints.load(tmp_path / d / "last.pt")["model"] for d in ("full", "cut")]
@@ -373,20 +363,34 @@ def test_resume_of_a_finished_run_does_not_train(splits, tiny, tmp_path, monkeyp
     assert_same_weights(first.model, again.model)
 
 
-def test_resume_errors(splits, tiny, tmp_path):
-    """No last.pt: 'nothing to resume'; a changed lr or other data: named refusals;
-    a corrupt last.pt: a PathMNISTError, not a pickle traceback."""
+def test_resume_refusals(splits, tiny, tmp_path):
+    """No last.pt: 'nothing to resume'; a changed lr or other data: named refusals that
+    leave the run's files as they were."""
     train, val = splits
     with pytest.raises(PathMNISTError, match=r"nothing to resume.*drop --resume"):
         training.fit(config(), train, val, tmp_path, resume=True)
     training.fit(config(epochs=1), train, val, tmp_path, quiet=True)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(PathMNISTError, match=r"lr=0\.01 but this one asks for lr=0\.5"):
         training.fit(config(epochs=1, lr=0.5), train, val, tmp_path, resume=True)
-    with pytest.raises(PathMNISTError, match="this data differs"):
+    with pytest.raises(PathMNISTError, match="trained on other data"):
         training.fit(config(epochs=1), signal_set(41), val, tmp_path, resume=True)
-    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(PathMNISTError, match="not a readable checkpoint"):
-        training.fit(config(epochs=1), train, val, tmp_path, resume=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(splits, tiny, tmp_path):
+    """A second fit into the same folder is refused before anything changes; overwrite
+    replaces the run and keeps the user's own files."""
+    train, val = splits
+    training.fit(config(epochs=1), train, val, tmp_path, quiet=True)
+    (tmp_path / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(PathMNISTError, match="already holds a run; pass --resume"):
+        training.fit(config(epochs=2), train, val, tmp_path, quiet=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    history = training.fit(config(epochs=2), train, val, tmp_path, quiet=True, overwrite=True)
+    assert len(history.rows) == 2 and (tmp_path / "notes.txt").read_text() == "mine"
+    assert len(History.from_csv(tmp_path / "history.csv").rows) == 2
 
 
 def test_early_stopping_restores_the_best_weights(splits, tiny, tmp_path, monkeypatch):
@@ -396,98 +400,84 @@ def test_early_stopping_restores_the_best_weights(splits, tiny, tmp_path, monkey
     real_evaluate = training.evaluate
     series = iter([1.0, 0.5, 0.8, 0.9, 0.95, 1.0])
 
-    def scripted(model, loader, precision="fp32"):
-        return dataclasses.replace(real_evaluate(model, loader, precision), loss=next(series))
+    def scripted(model, loader, precision="fp32", tta=False):
+        ev = real_evaluate(model, loader, precision, tta=tta)
+        return dataclasses.replace(ev, loss=next(series))
 
     monkeypatch.setattr(training, "evaluate", scripted)
     history = training.fit(config(epochs=6, patience=2), train, val, tmp_path, quiet=True)
     assert history.stopped_early and history.best_epoch == 2 and len(history.rows) == 4
     best = checkpoints.load(tmp_path / "best.pt")
     last = checkpoints.load(tmp_path / "last.pt")
-    assert best["epoch"] == 2 and last["stopped_early"]
+    assert best["epoch"] == 2 and last["stopped_early"] and last["epoch"] == 4
+    assert last["early_stopping"]["best_weights"] is None  # They live in best.pt only.
     state = history.model.state_dict()
     assert all(torch.equal(state[k], best["model"][k]) for k in state)
     assert not all(torch.equal(state[k], last["model"][k]) for k in state)
 
 
+def test_a_nan_loss_stops_with_one_sentence(splits, tiny, tmp_path, monkeypatch):
+    """A NaN training loss in epoch 2 raises a PathMNISTError that suggests a lower lr;
+    history.csv and best.pt still hold epoch 1."""
+    train, val = splits
+    real = training.train_one_epoch
+    calls = []
+
+    def nan_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        loss, acc = real(*args, **kwargs)
+        return (math.nan if len(calls) == 2 else loss), acc
+
+    monkeypatch.setattr(training, "train_one_epoch", nan_in_epoch_2)
+    with pytest.raises(PathMNISTError, match=r"loss became nan in epoch 2.*lower --lr"):
+        training.fit(config(epochs=3), train, val, tmp_path, quiet=True)
+    assert len(History.from_csv(tmp_path / "history.csv").rows) == 1
+    assert checkpoints.load(tmp_path / "best.pt")["epoch"] == 1
+
+
 def test_bf16_training_runs_on_cpu(splits, tiny, tmp_path):
-    """precision bf16 (autocast, channels_last) trains with finite float32 losses."""
+    """precision bf16 (autocast, channels_last) trains with finite float32 losses and
+    records bf16 in history.csv."""
     train, val = splits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Emulated bf16 on this CPU.
         history = training.fit(config(epochs=1, precision="bf16"), train, val, tmp_path, quiet=True)
     assert all(math.isfinite(history.rows[0][k]) for k in ("train_loss", "val_loss"))
+    assert history.rows[0]["precision"] == "bf16"
 
 
 def test_fit_input_errors(splits, tmp_path):
-    """Bad configs, mismatched class names and too-small splits are named errors."""
+    """Bad configs, mismatched class names and too-small splits are named errors, raised
+    before the folder is made."""
     train, val = splits
+    out = tmp_path / "run"
     with pytest.raises(PathMNISTError, match="lr="):
-        training.fit(config(lr=-1.0), train, val, tmp_path)
+        training.fit(config(lr=-1.0), train, val, out)
     other = ImageSet(val.images, val.labels, ("a", "b", "c"))
     with pytest.raises(PathMNISTError, match="same file"):
-        training.fit(config(), train, other, tmp_path)
+        training.fit(config(), train, other, out)
     with pytest.raises(PathMNISTError, match="at least 2"):
-        training.fit(config(), signal_set(1), val, tmp_path)
+        training.fit(config(), signal_set(1), val, out)
+    with pytest.raises(PathMNISTError, match="as an ImageSet"):
+        training.fit(config(), train.images, val, out)
+    assert not out.exists()
 
 
-# Checkpoint files.
+# On a CUDA GPU.
 
 
-def test_load_checkpoint_errors(tmp_path):
-    """A missing file, garbage bytes and a torch file of another program are named errors."""
-    with pytest.raises(PathMNISTError, match="no checkpoint"):
-        training.load_checkpoint(tmp_path / "best.pt")
-    (tmp_path / "junk.pt").write_bytes(b"\x00" * 100)
-    with pytest.raises(PathMNISTError, match="not a readable checkpoint"):
-        training.load_checkpoint(tmp_path / "junk.pt")
-    torch.save({"state_dict": {}}, tmp_path / "other.pt")
-    with pytest.raises(PathMNISTError, match="not a pathmnist checkpoint"):
-        training.load_checkpoint(tmp_path / "other.pt")
-    checkpoints.save({"config": {}}, tmp_path / "partial.pt")
-    with pytest.raises(PathMNISTError, match="lacks"):
-        training.load_checkpoint(tmp_path / "partial.pt")
-
-
-def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
-    """After save and load (weights_only), set_rng_state replays torch's, numpy's and
-    Python's next random numbers; no temp file is left."""
-    checkpoints.seed_everything(7)
-    checkpoints.save({"rng": checkpoints.rng_state()}, tmp_path / "rng.pt")
-    expected = (torch.rand(3), np.random.random(3), random.random())  # noqa: NPY002
-    checkpoints.seed_everything(99)
-    checkpoints.set_rng_state(checkpoints.load(tmp_path / "rng.pt")["rng"])
-    got = (torch.rand(3), np.random.random(3), random.random())  # noqa: NPY002
-    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
-    assert got[2] == expected[2]
-    assert [p.name for p in tmp_path.iterdir()] == ["rng.pt"]
-
-
-def test_history_csv_round_trip_is_exact(tmp_path):
-    """to_csv then from_csv gives back the same floats (repr round-trips), NaN included,
-    and best_epoch follows the monitor."""
-    rows = [
-        {
-            "epoch": e,
-            "train_loss": 1 / 3 / e,
-            "train_acc": 0.1 * e,
-            "val_loss": [0.7, 0.2, 0.4][e - 1],
-            "val_acc": [0.5, 0.6, 0.9][e - 1],
-            "val_auc": float("nan"),
-            "lr": 1e-3,
-            "seconds": 0.1,
-        }
-        for e in (1, 2, 3)
-    ]
-    History(rows).to_csv(tmp_path / "h.csv")
-    back = History.from_csv(tmp_path / "h.csv")
-    assert back.best_epoch == 2 and History.from_csv(tmp_path / "h.csv", "val_acc").best_epoch == 3
-    for a, b in zip(rows, back.rows, strict=True):
-        assert a.keys() == b.keys()
-        assert all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
-    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(PathMNISTError, match="header"):
-        History.from_csv(tmp_path / "x.csv")
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fit_trains_and_records_the_device(splits, tiny, tmp_path):
+    """On a GPU (auto precision) the run trains to finite losses and history.csv says
+    cuda; the best weights reload on the CPU."""
+    train, val = splits
+    history = training.fit(config(epochs=2, device="cuda", precision="auto"), train, val,
+                           tmp_path, quiet=True)  # fmt: skip
+    assert {r["device"] for r in history.rows} == {"cuda"}
+    assert all(math.isfinite(r["train_loss"]) for r in history.rows)
+    model = checkpoints.load_checkpoint(tmp_path / "best.pt").model
+    assert next(model.parameters()).device.type == "cpu"
 
 
 # The real ResNet-18.

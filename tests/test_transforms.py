@@ -1,6 +1,8 @@
-"""Tests for pathmnist.transforms: torchvision.transforms.v2.functional as the oracle on
-the same batch (random decisions replayed through it), hypothesis properties for the
-invariants, numpy float64 for channel_stats, and bad inputs."""
+"""Tests for pathmnist.transforms and the flips and rotations it builds on
+(pathmnist.dihedral): torchvision.transforms.v2.functional as the oracle on the same batch
+(random decisions replayed through it), RandomDihedral against the Compose of the three
+random transforms, NormalizeUint8 against ToFloat then Normalize, hypothesis properties
+for the invariants, numpy float64 for channel_stats, and bad inputs."""
 
 import pickle
 from types import SimpleNamespace
@@ -20,20 +22,24 @@ from strategies import (
 )
 from torchvision.transforms.v2 import functional as TF
 
+from pathmnist.dihedral import (
+    RandomDihedral,
+    RandomHorizontalFlip,
+    RandomRot90,
+    RandomVerticalFlip,
+    hflip,
+    rot90,
+    vflip,
+)
 from pathmnist.errors import PathMNISTError
 from pathmnist.transforms import (
     Compose,
     Normalize,
-    RandomHorizontalFlip,
-    RandomRot90,
-    RandomVerticalFlip,
+    NormalizeUint8,
     Resize,
     ToFloat,
     build_transforms,
     channel_stats,
-    hflip,
-    rot90,
-    vflip,
 )
 
 MEAN, STD = (0.74, 0.53, 0.71), (0.12, 0.18, 0.13)  # H&E-like: pink, so green is lowest
@@ -64,13 +70,33 @@ def per_sample_reference(x, decisions, op):
 
 
 def test_to_float_matches_torchvision_to_dtype():
-    """ToFloat equals v2 to_dtype(float32, scale=True) after the NHWC -> NCHW permute."""
+    """ToFloat equals v2 to_dtype(float32, scale=True) after the NHWC -> NCHW permute, and
+    its memory is channels_last (the NHWC bytes, no layout copy)."""
     x = uint8_batch(4, 7, 5)
     out = ToFloat()(x)
     expected = TF.to_dtype(x.permute(0, 3, 1, 2), torch.float32, scale=True)
-    assert out.shape == (4, 3, 7, 5) and out.dtype == torch.float32 and out.is_contiguous()
+    assert out.shape == (4, 3, 7, 5) and out.dtype == torch.float32
+    assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     assert out.min() >= 0 and out.max() <= 1
+
+
+@settings(deadline=None, max_examples=40)
+@given(x=uint8_nhwc_batches(), mean=channel_means, std=channel_stds)
+@example(x=np.full((1, 1, 1, 3), 255, np.uint8), mean=[1.0] * 3, std=[0.0625] * 3)
+def test_normalize_uint8_equals_to_float_then_normalize(x, mean, std):
+    """The fused cast-and-normalise equals torchvision's to_dtype then normalize within
+    float32 rounding of a few ulps (|values| <= 16: atol 1e-5), in the same NCHW shape and
+    channels_last memory; its inverse brings back [0, 1] units."""
+    x = torch.from_numpy(x)
+    t = NormalizeUint8(mean, std)
+    out = t(x)
+    expected = TF.normalize(TF.to_dtype(x.permute(0, 3, 1, 2), torch.float32, scale=True),
+                            list(mean), list(std))  # fmt: skip
+    assert out.shape == expected.shape and out.dtype == torch.float32
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(t.inverse(out), ToFloat()(x), rtol=1e-5, atol=1e-5)
 
 
 def test_normalize_matches_torchvision_and_inverse_undoes_it():
@@ -157,6 +183,22 @@ def test_rot90_takes_any_integer_k(dtype):
     assert torch.equal(rot90(x, -1), torch.rot90(x, 3, dims=(-2, -1)))
 
 
+@pytest.mark.parametrize("make", [uint8_batch, float_batch], ids=["uint8_nhwc", "float_nchw"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_dihedral_equals_the_three_transforms_composed(make, seed):
+    """RandomDihedral draws what hflip, vflip and rot90 would draw, in that order, and
+    gives the same images as their Compose with the same generator; all 8 symmetries
+    occur in a batch of 64."""
+    x = make(64, 5, 5)
+    composed = Compose([RandomHorizontalFlip(), RandomVerticalFlip(), RandomRot90()])
+    expected = composed(x, torch.Generator().manual_seed(seed))
+    t = RandomDihedral()
+    assert torch.equal(t(x, torch.Generator().manual_seed(seed)), expected)
+    codes = t.draw(64, torch.Generator().manual_seed(seed))
+    assert set((codes % 4).tolist()) == {0, 1, 2, 3} and set((codes // 4).tolist()) == {0, 1, 2, 3}
+    assert len({(c % 2, (c // 2) % 2, c // 4) for c in codes.tolist()}) >= 8
+
+
 def test_draws_have_the_right_frequencies():
     """Flip masks are True about p of the time and the quarter turns are uniform."""
     g = torch.Generator().manual_seed(0)
@@ -214,7 +256,8 @@ def test_random_transforms_keep_shape_dtype_and_are_seeded(x, seed):
     """Every spatial transform keeps shape and dtype; the same seed gives the same output."""
     x = torch.from_numpy(x)
     side = x.shape[1] if x.dtype == torch.uint8 else x.shape[2]
-    for t in [RandomHorizontalFlip(), RandomVerticalFlip(), RandomRot90(), Resize(side)]:
+    spatial = [RandomHorizontalFlip(), RandomVerticalFlip(), RandomRot90(), RandomDihedral()]
+    for t in [*spatial, Resize(side)]:
         a = t(x, torch.Generator().manual_seed(seed))
         b = t(x, torch.Generator().manual_seed(seed))
         assert a.shape == x.shape and a.dtype == x.dtype
@@ -274,61 +317,89 @@ def test_channel_stats_of_read_only_memory_map(tmp_path):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("augment", [False, True])
+@pytest.mark.parametrize("augment", [(), ("flips",), True])
 @pytest.mark.parametrize("size", [None, 12])
 def test_build_transforms_pipeline(device, augment, size):
     """build_transforms turns a uint8 NHWC batch into normalized float32 NCHW on the
-    batch's device; eval is deterministic, and train equals eval without augment."""
+    batch's device; eval is deterministic and equals ToFloat, Resize, Normalize (fused
+    into NormalizeUint8 when nothing sits between the cast and Normalize); train equals
+    eval without augmentation and adds one RandomDihedral for "flips" (or the legacy True)."""
     x = uint8_batch(6, 8, 8).to(device)
     train_tf, eval_tf = build_transforms(MEAN, STD, augment=augment, size=size)
     side = size or 8
-    g = torch.Generator().manual_seed(0)
-    out = train_tf(x, g)
+    out = train_tf(x, torch.Generator().manual_seed(0))
     assert out.shape == (6, 3, side, side) and out.dtype == torch.float32
     assert out.device.type == device
     ev = eval_tf(x)
     assert torch.equal(ev, eval_tf(x))
     expected = Normalize(MEAN, STD)(Resize(side)(ToFloat()(x)))
-    torch.testing.assert_close(ev, expected, rtol=0, atol=0)
+    torch.testing.assert_close(ev, expected, rtol=1e-6, atol=1e-5 if size is None else 0)
     if not augment:
         assert torch.equal(out, ev)
-    assert [type(t).__name__ for t in eval_tf.transforms] == (
-        ["ToFloat"] + (["Resize"] if size else []) + ["Normalize"]
-    )
-    n_random = sum(type(t).__name__.startswith("Random") for t in train_tf.transforms)
-    assert n_random == (3 if augment else 0)
+    names = ["NormalizeUint8"] if size is None else ["ToFloat", "Resize", "Normalize"]
+    assert [type(t).__name__ for t in eval_tf.transforms] == names
+    flips = ["RandomDihedral"] if augment else []
+    assert [type(t).__name__ for t in train_tf.transforms] == flips + names
 
 
 def test_augmented_pipeline_equals_decisions_replayed():
-    """The train pipeline's augmentation is the three draws, in order, from one generator."""
+    """The train pipeline's augmentation is the three draws, in order, from one generator,
+    then the eval pipeline."""
     x = uint8_batch(8, 6, 6)
-    train_tf, eval_tf = build_transforms(MEAN, STD, augment=True)
+    train_tf, eval_tf = build_transforms(MEAN, STD, augment=("flips",))
     g = torch.Generator().manual_seed(5)
-    h, v, k = (t.draw(len(x), g) for t in train_tf.transforms[:3])
+    h, v, k = (t.draw(len(x), g) for t in train_tf.transforms[0].parts)
     expected = eval_tf(rot90(vflip(hflip(x, h), v), k))
     assert torch.equal(train_tf(x, torch.Generator().manual_seed(5)), expected)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_same_seed_same_augmentation_on_cpu_and_cuda():
-    """Decisions are drawn on the CPU, so a seed augments identically on either device."""
+def test_stain_and_colour_jitter_sit_between_resize_and_normalize():
+    """hed-light and color run on float [0, 1] images after the resize and before
+    Normalize; the eval pipeline has neither."""
+    train_tf, eval_tf = build_transforms(MEAN, STD, augment=("flips", "hed-light", "color"),
+                                         size=10)  # fmt: skip
+    names = [type(t).__name__ for t in train_tf.transforms]
+    assert names == ["RandomDihedral", "ToFloat", "Resize", "HEDJitter", "ColorJitter",
+                     "Normalize"]  # fmt: skip
+    assert [type(t).__name__ for t in eval_tf.transforms] == ["ToFloat", "Resize", "Normalize"]
+    out = train_tf(uint8_batch(4, 8, 8), torch.Generator().manual_seed(0))
+    assert out.shape == (4, 3, 10, 10) and torch.isfinite(out).all()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("size", [None, 12])
+def test_same_seed_same_augmentation_on_cpu_and_cuda(size):
+    """Decisions are drawn on the CPU, so a seed augments identically on either device
+    (fused and unfused pipelines; float32 kernels may differ in the last bits)."""
     x = uint8_batch(32, 8, 8)
-    train_tf, _ = build_transforms(MEAN, STD, augment=True)
+    train_tf, _ = build_transforms(MEAN, STD, augment=("flips",), size=size)
     cpu = train_tf(x, torch.Generator().manual_seed(1))
     cuda = train_tf(x.cuda(), torch.Generator().manual_seed(1))
-    torch.testing.assert_close(cuda.cpu(), cpu)
+    assert cuda.is_cuda
+    torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-6, atol=1e-5)
 
 
 def test_reprs_and_pickling():
-    """Transforms print their settings (Compose lists its steps) and pickle round-trip."""
-    train_tf, eval_tf = build_transforms(MEAN, STD, augment=True, size=64)
+    """Transforms print their settings (Compose lists its steps) and pickle round-trip,
+    fused or not."""
+    train_tf, eval_tf = build_transforms(MEAN, STD, augment=("flips",), size=64)
     text = repr(train_tf)
-    assert text.startswith("Compose(\n    RandomHorizontalFlip(p=0.5)\n")
+    assert text.startswith("Compose(\n    RandomDihedral(hflip, vflip, rot90)\n    ToFloat()\n")
     assert "Resize(size=(64, 64)" in text and "Normalize(mean=(0.7400, 0.5300" in text
     assert text.endswith("\n)")
+    fused_train, fused_eval = build_transforms(MEAN, STD, augment=("flips",))
+    assert repr(fused_eval) == (
+        "Compose(\n    NormalizeUint8(Normalize(mean=(0.7400, 0.5300, 0.7100), "
+        "std=(0.1200, 0.1800, 0.1300)))\n)"
+    )
     x = uint8_batch(2, 4, 4)
-    expected = eval_tf(x)  # Normalize now holds its (3, 1, 1) tensors; pickling drops them.
-    assert torch.equal(pickle.loads(pickle.dumps(eval_tf))(x), expected)
+    for t in (eval_tf, fused_eval):
+        expected = t(x)  # The transforms now hold device tensors; pickling drops them.
+        assert torch.equal(pickle.loads(pickle.dumps(t))(x), expected)
+    g = torch.Generator().manual_seed(2)
+    again = pickle.loads(pickle.dumps(fused_train))(x, torch.Generator().manual_seed(2))
+    assert torch.equal(again, fused_train(x, g))
 
 
 # Bad inputs: one sentence naming what was given and what is needed.
@@ -353,6 +424,10 @@ def test_reprs_and_pickling():
         (lambda: RandomHorizontalFlip(p=True), "p=True"),
         (lambda: RandomHorizontalFlip()(torch.zeros(2, 4, 4)), r"shape \(2, 4, 4\)"),
         (lambda: RandomRot90()(uint8_batch(2, 4, 6)), "RandomRot90 got 4x6 images.*square"),
+        (lambda: RandomDihedral()(uint8_batch(2, 4, 6)), "RandomDihedral got 4x6 images"),
+        (lambda: NormalizeUint8(MEAN, STD)(float_batch()), "NormalizeUint8 got torch.float32"),
+        (lambda: NormalizeUint8(MEAN, (0.1, 0.0, 0.1)), "must be > 0"),
+        (lambda: build_transforms(MEAN, STD, augment="zoom"), "unknown augmentation 'zoom'"),
         (lambda: rot90(float_batch(2, 3, 5), 1), "rot90 got 3x5 images"),
         (lambda: rot90(float_batch(2, 3, 3), torch.tensor([1, 2, 3])), r"shape \(2,\)"),
         (lambda: rot90(float_batch(2, 3, 3), 0.5), "integer"),

@@ -1,0 +1,127 @@
+"""The ablation study (lesson 4) and the lesson-5 analysis on tiny data: rows written as
+runs finish, a resume skips them, a changed study is refused, the summary equals numpy's
+means and stats.mean_interval, the figure is a PNG; inside.py's calibration and example
+picking."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_medmnist_npz
+from PIL import Image
+
+from pathmnist import ablation, calibration, inside, stats, study_plots
+from pathmnist.config import TrainConfig
+from pathmnist.data import load_split
+from pathmnist.errors import PathMNISTError
+
+BASE = TrainConfig(epochs=1, batch_size=16, precision="fp32")
+RECIPES = {"baseline": {}, "flips": {"augment": ("flips",)}}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A 2-recipe, 2-seed study on one tiny shifted set; its folder and rows."""
+    d = tmp_path_factory.mktemp("study")
+    path = write_medmnist_npz(d / "t.npz", (36, 18, 18), size=32)
+    data = {"stain": {s: load_split(s, data_file=path) for s in ("train", "val", "test")}}
+    rows = ablation.run_study(data, RECIPES, [0, 1], BASE, d / "out", quiet=True)
+    return d, data, rows
+
+
+def test_one_row_per_recipe_seed_and_shift(study):
+    """results.csv has the columns the chapter reads and one row per run, no checkpoints."""
+    d, _, rows = study
+    with open(d / "out" / "results.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0])[:7] == [
+        "recipe",
+        "seed",
+        "shift",
+        "val_accuracy",
+        "test_accuracy",
+        "val_macro_auc",
+        "test_macro_auc",
+    ]
+    assert {(r["recipe"], r["seed"]) for r in rows} == {(n, s) for n in RECIPES for s in (0, 1)}
+    assert not list((d / "out").rglob("*.pt"))
+    assert all(len(r["test_recall"]) == 9 for r in rows)
+
+
+def test_resume_skips_finished_runs_and_refuses_another_study(study):
+    """A resume with the same study trains nothing (the results file is unchanged); one with
+    other seeds is refused with one sentence."""
+    d, data, _ = study
+    before = (d / "out" / "results.csv").read_bytes()
+    again = ablation.run_study(data, RECIPES, [0, 1], BASE, d / "out", resume=True, quiet=True)
+    assert again == ablation.read_rows(d / "out" / "results.csv")
+    assert (d / "out" / "results.csv").read_bytes() == before
+    with pytest.raises(PathMNISTError, match="cannot resume the study"):
+        ablation.run_study(data, RECIPES, [0, 2], BASE, d / "out", resume=True, quiet=True)
+    with pytest.raises(PathMNISTError, match="already holds a run"):
+        ablation.run_study(data, RECIPES, [0, 1], BASE, d / "out", quiet=True)
+
+
+def test_summary_is_the_mean_and_t_interval_over_seeds(study):
+    """Each summary entry's val, test and gap are numpy means with stats.mean_interval's
+    interval; the baseline closes 0% of its own gap."""
+    _, _, rows = study
+    summary = ablation.summarize(rows)
+    for e in summary:
+        runs = [r for r in rows if r["recipe"] == e["recipe"]]
+        gaps = [r["val_accuracy"] - r["test_accuracy"] for r in runs]
+        assert e["gap"] == pytest.approx(np.mean(gaps))
+        assert (e["gap"], e["gap_low"], e["gap_high"]) == pytest.approx(stats.mean_interval(gaps))
+        assert e["n"] == 2
+    base = next(e for e in summary if e["recipe"] == "baseline")
+    if base["gap"] > 0:
+        assert base["gap_closed"] == pytest.approx(0.0)
+
+
+def test_ablation_figure_is_a_png(study, tmp_path):
+    """The figure opens as a PNG; no rows is one sentence."""
+    _, _, rows = study
+    path = study_plots.ablation_dots(rows, ablation.summarize(rows), tmp_path / "a.png")
+    assert Image.open(path).format == "PNG"
+    with pytest.raises(PathMNISTError, match="no ablation runs"):
+        study_plots.ablation_dots([], [], tmp_path / "b.png")
+
+
+def test_calibrate_fits_on_val_and_keeps_test_accuracy():
+    """Temperature scaling changes no prediction; its T equals calibration.fit_temperature
+    on the validation logits; ECE values are in [0, 1]."""
+    rng = np.random.default_rng(0)
+    y_val, y_test = rng.integers(0, 9, 300), rng.integers(0, 9, 200)
+    val = rng.normal(size=(300, 9)) * 3 + 4 * np.eye(9)[y_val]
+    test = rng.normal(size=(200, 9)) * 3 + 4 * np.eye(9)[y_test]
+    cal = inside.calibrate(val, y_val, test, y_test)
+    assert cal["temperature"] == pytest.approx(calibration.fit_temperature(val, y_val))
+    assert cal["accuracy"] == cal["accuracy_after_temperature"]
+    assert 0 <= cal["ece_after_temperature"] <= 1 and 0 <= cal["ece"] <= 1
+
+
+def test_pick_examples_takes_one_right_and_one_wrong_per_class():
+    """Correct picks first, one per class that has one, then wrong ones."""
+    labels = np.array([0, 0, 1, 1, 2])
+    preds = np.array([0, 1, 1, 0, 0])
+    idx = inside.pick_examples(labels, preds, 3)
+    right = [i for i in idx if labels[i] == preds[i]]
+    wrong = [i for i in idx if labels[i] != preds[i]]
+    assert list(idx) == right + wrong
+    assert sorted(labels[right]) == [0, 1] and sorted(labels[wrong]) == [0, 1, 2]
+
+
+def test_open_run_refuses_a_missing_or_broken_folder(tmp_path):
+    """A missing folder, or one whose best.pt is not a checkpoint, is one sentence."""
+    with pytest.raises(PathMNISTError, match="no run folder"):
+        inside.open_run(tmp_path / "nope")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(PathMNISTError, match="not a readable checkpoint"):
+        inside.open_run(tmp_path / "run")
+    torch.save({"x": 1}, tmp_path / "run" / "best.pt")
+    with pytest.raises(PathMNISTError, match="not a pathmnist checkpoint"):
+        inside.open_run(tmp_path / "run")
+    assert json.dumps(BASE.to_dict())  # The config stays JSON-ready.

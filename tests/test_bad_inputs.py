@@ -1,0 +1,524 @@
+"""Every public entry point answers a bad input with one sentence and leaves nothing
+half-written.
+
+One table, CASES, drives the library calls (each must raise `PathMNISTError` whose message
+is one line) and the command lines of examples/01_baseline.py, 02_tuning.py,
+03_final_evaluation.py and `python -m pathmnist.synthetic` (each must exit with status 2
+and print exactly one stderr line, starting with `error: `, and no "Traceback"). After
+every row: no `.*.tmp` file anywhere under the test's folders, every file that existed
+before the call (an earlier run's checkpoints included) has the same bytes, no new file
+was written (the run folder's lock file aside), and a hostile checkpoint ran no code.
+
+The command lines run in-process by default (`runpy` executes the script's own
+`if __name__ == "__main__"` block, so `cli.run` is what turns the error into a sentence; an
+exception it misses fails the test with its traceback). Rows marked `sub=True` run in a real
+subprocess, the truer check for "no traceback"; PATHMNIST_TEST_SUBPROCESS=1 runs every row
+so. The earlier runs that resume rows start from (01: 2 epochs; 02: the seed's 8-trial
+grid, 1 epoch each) are built once per module on a 40/45/45-image, 32x32 npz and copied
+per row.
+"""
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import runpy
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_medmnist_npz
+
+from pathmnist import checkpoints, data, rundir, training, tuning
+from pathmnist.config import TrainConfig, parse_augment
+from pathmnist.errors import PathMNISTError
+from pathmnist.history import History
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = {
+    "01": ROOT / "examples" / "01_baseline.py",
+    "02": ROOT / "examples" / "02_tuning.py",
+    "03": ROOT / "examples" / "03_final_evaluation.py",
+}
+# The flags every row of an entry starts with; a row's own flags come after and win.
+# 1 epoch, batch 16, fp32 and no progress bars keep a call that is not refused to seconds.
+BASE = {
+    "01": "--data-file {data} --out {out} --epochs 1 --batch-size 16 --precision fp32 --quiet",
+    "02": "--data-file {data} --out {out} --epochs 1 --precision fp32 --quiet",
+    "03": "--config {config} --baseline none --data-file {data} --out {out} --epochs 1 "
+    "--batch-size 16 --precision fp32 --quiet",
+    "synthetic": "--n-train 9 --n-val 9 --n-test 9 --size 8 --quiet",
+}
+# The earlier runs' own flags: 01 trains 2 epochs (so --epochs 1 can be refused).
+EARLIER = {"01": "--epochs 2", "02": ""}
+RESUME_01 = "--resume --epochs 2"  # Resuming the earlier 01 run with its own settings.
+SUBPROCESS_ALL = os.environ.get("PATHMNIST_TEST_SUBPROCESS") == "1"
+# Train, val and test images: 5 of each class in val, so the report's bootstrap intervals
+# (resamples holding every class) exist; 32x32 is above resnet18's 17-pixel minimum.
+SIZES = (40, 45, 45)
+MARKER = "code-ran.txt"  # A hostile checkpoint creates this file if it is ever unpickled.
+
+
+@dataclass
+class Workspace:
+    """The paths a row's flags and setup refer to, as {name} in its flags."""
+
+    tmp: Path  # This row's folder.
+    data: Path  # The good npz (shared, read-only): the earlier runs trained on it.
+    bad: Path = None  # Where a row writes its bad input.
+    out: Path = None  # The run folder (a copy of an earlier run where the row asks).
+    file: Path = None  # A plain file, where a folder is expected.
+    config: Path = None  # A good best_config.json for 03.
+
+    def __post_init__(self):
+        self.bad, self.out = self.tmp / "bad.npz", self.tmp / "out"
+        self.file, self.config = self.tmp / "plain.txt", self.tmp / "best_config.json"
+        self.file.write_text("not a folder\n")
+        good = TrainConfig(epochs=1, batch_size=16, precision="fp32").to_dict()
+        self.config.write_text(json.dumps(good))
+
+    def fill(self, token: str) -> str:
+        return token.format(**{k: str(v) for k, v in vars(self).items()})
+
+
+@dataclass(frozen=True)
+class Case:
+    entry: str  # "01", "02", "03", "synthetic" (a command line) or "lib"
+    call: str | Callable  # The row's flags, or fn(workspace) for a library call.
+    match: str  # A regex the sentence must contain.
+    setup: Callable | None = None  # fn(workspace): writes the bad input.
+    earlier: str | None = None  # "01" or "02": --out starts as a copy of that run.
+    sub: bool = False  # Run this command line in a real subprocess.
+
+
+# %% Bad inputs, written by the rows' setups
+
+
+def _good_arrays(ws) -> dict:
+    with np.load(ws.data) as f:
+        return {k: f[k] for k in f.files}
+
+
+def npz(edit):
+    """Setup: the good data with `edit(arrays)` applied (it may return a new dict) -> bad."""
+
+    def setup(ws):
+        arrays = _good_arrays(ws)
+        arrays = edit(arrays) or arrays
+        np.savez(ws.bad, **arrays)
+
+    return setup
+
+
+def _set(key, fn):
+    return npz(lambda a: a.__setitem__(key, fn(a[key])))
+
+
+def _label(split, value, dtype):
+    """Labels as `dtype` with the first one replaced by `value`."""
+
+    def fn(y):
+        y = y.astype(dtype)
+        y[0] = value
+        return y
+
+    return _set(f"{split}_labels", fn)
+
+
+def raw(make):
+    """Setup: write `make(good npz bytes)` to bad."""
+    return lambda ws: ws.bad.write_bytes(make(ws.data.read_bytes()))
+
+
+def _member_span(path, pick) -> tuple[int, int]:
+    """(offset, size) of the stored bytes of the largest zip member whose name `pick` likes."""
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if pick(i.filename)), key=lambda i: i.compress_size)
+    with open(path, "rb") as f:  # The local header: 30 bytes, then name and extra field.
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", f.read(4))
+    return info.header_offset + 30 + name_len + extra_len, info.compress_size
+
+
+def flip_bit(path, pick) -> None:
+    """Flip the lowest bit of the middle byte of a zip member's stored data, in place."""
+    start, size = _member_span(path, pick)
+    with open(path, "r+b") as f:
+        f.seek(start + size // 2)
+        byte = f.read(1)[0]
+        f.seek(start + size // 2)
+        f.write(bytes([byte ^ 1]))
+
+
+def corrupt_member(ws):
+    """The good npz with one bit flipped inside train_images' compressed data."""
+    shutil.copyfile(ws.data, ws.bad)
+    flip_bit(ws.bad, lambda n: n.startswith("train_images"))
+
+
+class RunsCode:
+    """Unpickling this runs code (creates `marker`): what a hostile checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+def hostile(path, marker) -> None:
+    """A torch file that looks like a checkpoint but runs code when fully unpickled."""
+    torch.save({"format": checkpoints.FORMAT, "model": RunsCode(marker)}, path)
+
+
+def hostile_last(ws):
+    """last.pt replaced by a hostile file, after proving the payload is live elsewhere."""
+    probe, probe_marker = ws.tmp / "probe.pt", ws.tmp / "probe-ran.txt"
+    hostile(probe, probe_marker)
+    torch.load(probe, weights_only=False)  # An unsafe load does run it...
+    assert probe_marker.exists()
+    probe.unlink(), probe_marker.unlink()
+    hostile(ws.out / "last.pt", ws.tmp / MARKER)  # ...so the package must never do that.
+
+
+def last_pt(make):
+    """Setup: replace the earlier run's last.pt by `make(its bytes)`."""
+    return lambda ws: (ws.out / "last.pt").write_bytes(make((ws.out / "last.pt").read_bytes()))
+
+
+def foreign_last(ws):
+    torch.save({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, ws.out / "last.pt")
+
+
+def edit_text(name, old, new, count=1):
+    """Setup: replace `old` by `new` in the earlier run's file `name`."""
+
+    def setup(ws):
+        path = ws.out / name
+        text = path.read_text()
+        assert old in text, (name, old)
+        path.write_text(text.replace(old, new, count))
+
+    return setup
+
+
+def edit_results(ws):
+    """results.csv with the first row's val_acc replaced by a word."""
+    path = ws.out / "results.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[1].rsplit(",", 4)  # params holds commas; the last 4 cells do not.
+    cells[1] = "n/a"  # (val_acc, val_loss, best_epoch, seconds) follow the params, epochs, seed.
+    lines[1] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def history_line3(ws):
+    path = ws.out / "history.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[3] = "0.5x"  # val_loss of epoch 2, hand-edited into a non-number.
+    lines[2] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def read_only_out(ws):
+    locked = ws.tmp / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    ws.out = locked / "run"
+
+
+def other_data(ws):
+    """Another file with the same split sizes and image size (another seed)."""
+    write_medmnist_npz(ws.bad, sizes=SIZES, size=32, seed=1)
+
+
+def _split(ws, name="train", file=None):
+    return data.load_split(name, data_file=file or ws.data)
+
+
+def tiny_checkpoint_truncated(ws):
+    checkpoints.save({"model": {"w": torch.arange(1000.0)}}, ws.bad)
+    ws.bad.write_bytes(ws.bad.read_bytes()[:-300])
+
+
+# %% The table
+
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU exists here")
+NOT_ROOT = pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions"
+)
+
+
+def row(id, entry, call, match, setup=None, earlier=None, sub=False, marks=()):
+    case = Case(entry, call, match, setup, earlier, sub)
+    return pytest.param(case, id=id, marks=marks)
+
+
+# fmt: off
+CASES = [
+    # Data files: missing, empty, truncated, not a zip, corrupt.
+    row("01-npz-missing", "01", "--data-file {tmp}/nope.npz", "does not exist"),
+    row("lib-npz-empty", "lib", lambda ws: data.load_split("train", data_file=ws.bad),
+        "not an npz", setup=lambda ws: ws.bad.write_bytes(b"")),
+    row("01-npz-truncated", "01", "--data-file {bad}", "npz",
+        setup=raw(lambda b: b[: len(b) // 2]), sub=True),
+    row("lib-npz-not-zip", "lib", lambda ws: data.load_split("val", data_file=ws.bad),
+        "not an npz", setup=raw(lambda b: b"images,labels\n1,2\n")),
+    row("01-npz-corrupt-member", "01", "--data-file {bad}", "not a readable npz",
+        setup=corrupt_member),
+    # Keys, dtypes, shapes.
+    row("02-npz-wrong-keys", "02", "--data-file {bad}", "no 'train_images'",
+        setup=npz(lambda a: {"x": a["train_images"], "y": a["train_labels"]})),
+    row("lib-images-float32", "lib", lambda ws: _split(ws, file=ws.bad), "store images as uint8",
+        setup=_set("train_images", lambda x: x.astype(np.float32))),
+    row("01-images-rgba", "01", "--data-file {bad}", r"shape \(40, 32, 32, 4\)",
+        setup=_set("train_images", lambda x: np.concatenate([x, x[..., :1]], axis=3))),
+    row("03-images-non-square", "03", "--data-file {bad}", "square",
+        setup=_set("val_images", lambda x: x[:, :, :24])),
+    # Labels: negative, fractional, NaN, too large, wrong shape, one odd label.
+    row("lib-labels-negative", "lib", lambda ws: data.load_split("val", data_file=ws.bad),
+        "negative label -1", setup=_label("val", -1, np.int64)),
+    row("01-labels-fractional", "01", "--data-file {bad}", "integers",
+        setup=_label("train", 0.5, np.float64)),
+    row("lib-labels-nan", "lib", lambda ws: data.load_split("test", data_file=ws.bad),
+        "integers", setup=_label("test", np.nan, np.float64)),
+    row("01-labels-10**12", "01", "--data-file {bad}", "1000000000000",
+        setup=_label("train", 10**12, np.int64)),
+    row("lib-labels-two-columns", "lib", lambda ws: data.load_split("train", data_file=ws.bad),
+        "single-label", setup=_set("train_labels", lambda y: np.repeat(y, 2, axis=1))),
+    row("01-labels-0..8-and-one-12", "01", "--data-file {bad}", r"label\(s\) 12\b",
+        setup=_label("train", 12, np.uint8)),
+    # Splits: empty, lengths that differ.
+    row("01-split-empty", "01", "--data-file {bad}", "val split is empty",
+        setup=npz(lambda a: a.update(val_images=a["val_images"][:0],
+                                     val_labels=a["val_labels"][:0]))),
+    row("lib-lengths-mismatch", "lib", lambda ws: _split(ws, file=ws.bad),
+        "40 images but train_labels has 39", setup=_set("train_labels", lambda y: y[:-1])),
+    row("lib-subset-1.5", "lib", lambda ws: data.stratified_subset(_split(ws), 1.5),
+        "subset fraction"),
+    row("lib-imageset-grey", "lib",
+        lambda ws: data.ImageSet(np.zeros((2, 4, 4), np.uint8), [0, 1], ("a", "b")),
+        "uint8 \\(N, H, W, 3\\)"),
+    # Flags out of range.
+    row("01-subset-0", "01", "--subset 0", "subset fraction=0.0"),
+    row("02-subset-1.5", "02", "--subset 1.5", "subset fraction=1.5"),
+    row("01-subset-nan", "01", "--subset nan", "subset fraction=nan"),
+    row("01-lr-0", "01", "--lr 0", "lr=0.0"),
+    row("03-lr--1", "03", "--lr -1", "lr=-1.0"),
+    row("02-lr-inf", "02", "--lr inf", "lr=inf"),
+    row("01-lr-nan", "01", "--lr nan", "lr=nan"),
+    row("01-batch-size-0", "01", "--batch-size 0", "batch_size=0"),
+    row("01-epochs-0", "01", "--epochs 0", "epochs=0"),
+    row("01-seed--1", "01", "--seed -1", "seed=-1"),
+    row("02-seed-1e14", "02", "--seed 100000000000000", "seed=100000000000000"),
+    row("01-arch-unknown", "01", "--arch resnet9", "--arch: invalid choice"),
+    row("03-optimizer-unknown", "03", "--optimizer lamb", "--optimizer: invalid choice"),
+    row("01-stem-unknown", "01", "--stem tiny", "--stem: invalid choice"),
+    row("02-precision-unknown", "02", "--precision fp8", "--precision: invalid choice"),
+    row("01-device-unknown", "01", "--device tpu", "--device: invalid choice"),
+    row("01-augment-unknown", "01", "--augment flips,unknown-name", "'unknown-name'"),
+    row("lib-augment-unknown", "lib", lambda ws: parse_augment(["flips", "sharpen"]), "sharpen"),
+    row("lib-config-bool-batch", "lib", lambda ws: TrainConfig(batch_size=True).validate(),
+        "batch_size=True"),
+    row("01-device-cuda-without-gpu", "01", "--device cuda", "no CUDA GPU", marks=NO_GPU),
+    # Where the run goes.
+    row("01-out-is-a-file", "01", "--out {file}", "is a file"),
+    row("02-out-under-a-file", "02", "--out {file}/run", "is a file"),
+    row("01-out-empty", "01", "--out ''", "--out: the path is empty"),
+    row("01-out-not-writable", "01", "--out {out}", "writ", setup=read_only_out,
+        marks=NOT_ROOT),
+    row("01-data-root-is-a-file", "01", "--dataset synthetic --data-root {file}",
+        "is a file"),
+    row("lib-check-start-under-file", "lib",
+        lambda ws: rundir.check_start(ws.file / "run", False, False), "is a file"),
+    row("synthetic-out-is-a-folder", "synthetic", "--out {tmp}", "folder", sub=True),
+    row("synthetic-out-under-a-file", "synthetic", "--out {file}/lab.npz", "file"),
+    # Checkpoints for --resume: corrupt, truncated, foreign, hostile, one bit flipped.
+    row("01-resume-corrupt-last", "01", RESUME_01, "not a readable checkpoint", earlier="01",
+        setup=last_pt(lambda b: random.Random(0).randbytes(len(b) // 64))),
+    row("01-resume-truncated-last", "01", RESUME_01, "not a readable checkpoint", earlier="01",
+        setup=last_pt(lambda b: b[: len(b) // 2])),
+    row("01-resume-foreign-last", "01", RESUME_01, "not a pathmnist checkpoint", earlier="01",
+        setup=foreign_last),
+    row("01-resume-hostile-last", "01", RESUME_01, "not a readable checkpoint", earlier="01",
+        setup=hostile_last, sub=True),
+    row("01-resume-bit-flipped-last", "01", RESUME_01, "fails its checksum", earlier="01",
+        setup=lambda ws: flip_bit(ws.out / "last.pt", lambda n: "/data/" in n)),
+    row("01-resume-best-as-last", "01", RESUME_01, "not a last.pt", earlier="01",
+        setup=lambda ws: shutil.copyfile(ws.out / "best.pt", ws.out / "last.pt")),
+    row("lib-load-hostile", "lib", lambda ws: checkpoints.load(ws.bad), "not a readable",
+        setup=lambda ws: hostile(ws.bad, ws.tmp / MARKER)),
+    row("lib-load-checkpoint-truncated", "lib", lambda ws: checkpoints.load_checkpoint(ws.bad),
+        "not a readable checkpoint", setup=tiny_checkpoint_truncated),
+    # best_config.json for 03.
+    row("03-config-missing", "03", "--config {tmp}/none.json", "no config file"),
+    row("03-config-invalid-json", "03", "--config {bad}", "not a readable JSON",
+        setup=lambda ws: ws.bad.write_text('{"lr": 0.001,')),
+    row("03-config-unknown-field", "03", "--config {bad}",
+        "unknown TrainConfig field.*learning_rate",
+        setup=lambda ws: ws.bad.write_text('{"learning_rate": 0.1}'), sub=True),
+    row("lib-config-list", "lib", lambda ws: TrainConfig.from_json(ws.bad), "not a config",
+        setup=lambda ws: ws.bad.write_text("[1, 2]")),
+    # Files of an earlier run, edited.
+    row("lib-history-hand-edited", "lib", lambda ws: History.from_csv(ws.out / "history.csv"),
+        "line 3", earlier="01", setup=history_line3),
+    row("02-resume-results-not-a-number", "02", "--resume", "not a number", earlier="02",
+        setup=edit_results),
+    row("lib-results-other-header", "lib", lambda ws: tuning.read_results(ws.bad),
+        "not a results file", setup=lambda ws: ws.bad.write_text("trial,acc\n1,0.5\n")),
+    # Runs that would mix with an earlier one.
+    row("01-into-earlier-run", "01", "--epochs 2", "already holds a run", earlier="01"),
+    row("01-resume-and-overwrite", "01", "--resume --overwrite", "contradict", earlier="01"),
+    row("01-resume-nothing", "01", "--resume", "nothing to resume"),
+    row("02-resume-other-subset", "02", "--resume --subset 0.5", "cannot resume the search",
+        earlier="02"),
+    row("02-resume-other-seed", "02", "--resume --seed 1", "cannot resume the search",
+        earlier="02", sub=True),
+    row("02-resume-other-epochs", "02", "--resume --epochs 2", "its epochs differ",
+        earlier="02"),
+    row("01-resume-other-data", "01", RESUME_01 + " --data-file {bad}", "other data",
+        earlier="01", setup=other_data),
+    row("01-resume-fewer-epochs", "01", "--resume --epochs 1", "already trained 2 epochs",
+        earlier="01"),
+    # The library's training and search entry points.
+    row("lib-fit-one-image", "lib",
+        lambda ws: training.fit(TrainConfig(epochs=1), data.ImageSet(
+            _split(ws).images[:1], [0], data.CLASS_NAMES), _split(ws, "val"), ws.out),
+        "at least 2 image"),
+    row("lib-fit-resume-and-overwrite", "lib",
+        lambda ws: training.fit(TrainConfig(epochs=1), _split(ws), _split(ws, "val"), ws.out,
+                                resume=True, overwrite=True), "contradict"),
+    row("lib-grid-unknown-field", "lib",
+        lambda ws: tuning.grid_search({"learning_rate": [1e-3]}, _split(ws), _split(ws, "val"),
+                                      ws.out), "not a TrainConfig field"),
+    row("lib-grid-epochs-0", "lib",
+        lambda ws: tuning.grid_search({"lr": [1e-3]}, _split(ws), _split(ws, "val"), ws.out,
+                                      epochs=0), "epochs=0"),
+]
+# fmt: on
+
+
+# %% Running a row
+
+
+def run_command(entry, argv, cwd, in_subprocess) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of one command line, run as a user would."""
+    if in_subprocess:
+        head = ["-m", "pathmnist.synthetic"] if entry == "synthetic" else [str(SCRIPTS[entry])]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PATHMNIST_TEST")}
+        p = subprocess.run(
+            [sys.executable, *head, *argv],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        return p.returncode, p.stdout, p.stderr
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved_argv = sys.argv
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), contextlib.chdir(cwd):
+        try:
+            if entry == "synthetic":  # Its __main__ block is sys.exit(main()).
+                from pathmnist import synthetic
+
+                code = synthetic.main(argv)
+            else:
+                sys.argv = [str(SCRIPTS[entry]), *argv]
+                runpy.run_path(str(SCRIPTS[entry]), run_name="__main__")
+        except SystemExit as e:
+            code = e.code
+        finally:
+            sys.argv = saved_argv
+    return code, out.getvalue(), err.getvalue()
+
+
+def argv_of(ws, entry, flags) -> list[str]:
+    return [ws.fill(t) for t in shlex.split(BASE[entry]) + shlex.split(flags)]
+
+
+def snapshot(folder) -> dict:
+    """Every file under `folder` (lock files aside) with the SHA-256 of its bytes."""
+    files = (p for p in Path(folder).rglob("*") if p.is_file() and p.name != rundir.LOCK)
+    digests = {}
+    for p in sorted(files):
+        with p.open("rb") as f:
+            digests[str(p.relative_to(folder))] = hashlib.file_digest(f, "sha256").hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """The module's good npz (SIZES images, 32x32, 9 classes) in its own folder."""
+    folder = tmp_path_factory.mktemp("bad_inputs_shared")
+    write_medmnist_npz(folder / "data.npz", sizes=SIZES, size=32)
+    return folder
+
+
+def _earlier(shared, entry) -> Path:
+    (shared / f"earlier_{entry}").mkdir()
+    ws = Workspace(shared / f"earlier_{entry}", shared / "data.npz")
+    code, _, err = run_command(entry, argv_of(ws, entry, EARLIER[entry]), ws.tmp, False)
+    assert code == 0, err
+    return ws.out
+
+
+@pytest.fixture(scope="module")
+def earlier_01(shared):
+    """A finished 2-epoch run of 01 (built once per module)."""
+    return _earlier(shared, "01")
+
+
+@pytest.fixture(scope="module")
+def earlier_02(shared):
+    """A finished 02 search of the seed's 8 trials, 1 epoch each (built once per module)."""
+    return _earlier(shared, "02")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_sentence(case, shared, tmp_path, request):
+    """The library raises PathMNISTError with a one-line message; a command line exits 2
+    with one `error:` line and no traceback; no temporary file, changed or new file is left,
+    and no code from a checkpoint ran."""
+    ws = Workspace(tmp_path, shared / "data.npz")
+    if case.earlier:
+        shutil.copytree(request.getfixturevalue(f"earlier_{case.earlier}"), ws.out)
+    try:
+        if case.setup:
+            case.setup(ws)
+        before = snapshot(tmp_path)
+        if case.entry == "lib":
+            with pytest.raises(PathMNISTError, match=case.match) as caught:
+                case.call(ws)
+            assert "\n" not in str(caught.value) and str(caught.value).strip()
+        else:
+            in_subprocess = case.sub or SUBPROCESS_ALL
+            code, out, err = run_command(
+                case.entry, argv_of(ws, case.entry, case.call), tmp_path, in_subprocess
+            )
+            assert "Traceback" not in out + err, err
+            assert code == 2, (code, err)
+            lines = err.strip("\n").splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: "), err
+            assert re.search(case.match, lines[0]), lines[0]
+        for folder in (tmp_path, shared):
+            assert not list(folder.rglob(".*.tmp")), "a temporary file was left behind"
+        assert snapshot(tmp_path) == before, "a file was written or changed"
+        assert not (tmp_path / MARKER).exists(), "a checkpoint ran code on load"
+    finally:
+        if (tmp_path / "locked").exists():  # Let pytest remove the folder later.
+            (tmp_path / "locked").chmod(0o755)
+        shutil.rmtree(ws.out, ignore_errors=True)  # Copies of the earlier runs are large.

@@ -1,0 +1,198 @@
+"""pathmnist.device: "auto" picks CUDA only when torch sees a GPU, "cuda" without one is a
+named refusal, bf16 is chosen only with native hardware support (CPU flags read from
+/proc/cpuinfo), an explicit emulated bf16 warns, and configure_backends sets exactly the
+switches it documents. Tests marked `cuda` run only where torch sees a GPU."""
+
+import pytest
+import torch
+
+from pathmnist import device as D
+from pathmnist.errors import PathMNISTError
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """Make torch see no CUDA GPU, whatever the machine has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture
+def restore_backends():
+    """Put the global switches configure_backends sets back as they were."""
+    saved = (
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    yield
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[:2]
+    torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+
+
+# resolve_device
+
+
+def test_cpu_is_always_the_cpu():
+    """The name "cpu" gives the CPU device on any machine."""
+    assert D.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_auto_without_a_gpu_is_the_cpu(no_gpu):
+    """The name "auto" (the default) falls back to the CPU when torch sees no GPU."""
+    assert D.resolve_device("auto") == torch.device("cpu")
+    assert D.resolve_device() == torch.device("cpu")
+
+
+def test_cuda_without_a_gpu_is_refused_with_the_fix(no_gpu):
+    """Asking for cuda where torch sees no GPU is one sentence suggesting --device cpu."""
+    with pytest.raises(PathMNISTError) as info:
+        D.resolve_device("cuda")
+    message = str(info.value)
+    assert "no CUDA GPU" in message and "--device cpu" in message and "\n" not in message
+
+
+def test_auto_with_a_gpu_is_cuda(monkeypatch):
+    """The name "auto" picks CUDA whenever torch sees a GPU (no GPU needed to check the choice)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert D.resolve_device("auto") == torch.device("cuda")
+    assert D.resolve_device("cuda") == torch.device("cuda")
+
+
+@pytest.mark.parametrize("name", ["tpu", "CPU", "cuda:0", "", None, True])
+def test_unknown_device_names_are_refused(name):
+    """A name outside DEVICES (case matters; no index) is refused, listing the choices."""
+    with pytest.raises(PathMNISTError, match=r"device=.*choose one of auto, cpu, cuda"):
+        D.resolve_device(name)
+
+
+# resolve_precision
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_follows_the_cpu(monkeypatch, native):
+    """On the CPU, auto is bf16 exactly when the CPU has native bf16; fp32 stays fp32."""
+    monkeypatch.setattr(D, "cpu_supports_bf16", lambda: native)
+    assert D.resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    assert D.resolve_precision("fp32", "cpu") == "fp32"
+    assert D.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+def test_auto_precision_on_this_machine():
+    """On this machine's CPU auto gives bf16 exactly when cpu_supports_bf16 says so."""
+    expected = "bf16" if D.cpu_supports_bf16() else "fp32"
+    assert D.resolve_precision("auto", "cpu") == expected
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_follows_the_gpu(monkeypatch, native):
+    """On CUDA, auto asks torch for native (not emulated) bf16: Ampere or newer."""
+    asked = []
+
+    def is_bf16_supported(including_emulation=True):
+        asked.append(including_emulation)
+        return native
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert D.resolve_precision("auto", "cuda") == ("bf16" if native else "fp32")
+    assert asked == [False]
+
+
+def test_explicit_bf16_without_native_support_warns_and_is_kept(monkeypatch):
+    """bf16 on a CPU without it is kept (autocast emulates it) with a UserWarning."""
+    monkeypatch.setattr(D, "cpu_supports_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="emulates"):
+        assert D.resolve_precision("bf16", "cpu") == "bf16"
+
+
+def test_explicit_bf16_with_native_support_does_not_warn(monkeypatch, recwarn):
+    """Native bf16 asked for explicitly is simply used."""
+    monkeypatch.setattr(D, "cpu_supports_bf16", lambda: True)
+    assert D.resolve_precision("bf16", "cpu") == "bf16"
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+@pytest.mark.parametrize("name", ["fp16", "float32", "BF16", None])
+def test_unknown_precisions_are_refused(name):
+    """A precision outside PRECISIONS is refused, listing the choices."""
+    with pytest.raises(PathMNISTError, match=r"precision=.*choose one of auto, fp32, bf16"):
+        D.resolve_precision(name, "cpu")
+
+
+# cpu_supports_bf16
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("flags\t\t: fpu avx2 fma", False),
+        ("flags\t\t: fpu avx512f avx512_bf16", True),
+        ("flags\t\t: fpu amx_bf16 amx_tile", True),
+        ("Features\t: fp asimd bf16", True),  # Arm's spelling.
+        ("Features\t: fp asimd", False),
+        ("model name\t: avx512_bf16 lookalike", False),  # Only flag lines count.
+    ],
+)
+def test_cpu_bf16_detection_reads_the_flag_lines(monkeypatch, tmp_path, line, expected):
+    """cpu_supports_bf16 finds avx512_bf16, amx_bf16 or Arm's bf16 among the CPU flags."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(f"processor\t: 0\n{line}\n")
+    monkeypatch.setattr(D, "CPUINFO", str(fake))
+    assert D.cpu_supports_bf16() is expected
+
+
+def test_cpu_bf16_detection_without_cpuinfo(monkeypatch, tmp_path):
+    """Without /proc/cpuinfo (not Linux) native bf16 is assumed absent, so auto is fp32;
+    a torch capability naming AMX is enough on its own."""
+    monkeypatch.setattr(D, "CPUINFO", str(tmp_path / "missing"))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert D.cpu_supports_bf16() is False
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AMX")
+    assert D.cpu_supports_bf16() is True
+
+
+# configure_backends and fused_available
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_configure_backends_on_cuda_sets_cudnn(restore_backends, deterministic):
+    """On CUDA: benchmark is on unless deterministic, which also asks torch for
+    deterministic algorithms (warn_only, so an op without one still runs)."""
+    D.configure_backends(torch.device("cuda"), deterministic)
+    assert torch.backends.cudnn.benchmark is (not deterministic)
+    assert torch.backends.cudnn.deterministic is deterministic
+    assert torch.are_deterministic_algorithms_enabled() is deterministic
+    if deterministic:
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+
+
+def test_configure_backends_on_cpu_leaves_cudnn_alone(restore_backends):
+    """On the CPU cuDNN's switches are not touched."""
+    torch.backends.cudnn.benchmark = False
+    D.configure_backends(torch.device("cpu"), True)
+    assert torch.backends.cudnn.benchmark is False and torch.are_deterministic_algorithms_enabled()
+    D.configure_backends(torch.device("cpu"), False)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_fused_optimizers_only_on_cuda():
+    """The fused Adam/SGD kernels are asked for on CUDA only."""
+    assert D.fused_available(torch.device("cuda")) and not D.fused_available(torch.device("cpu"))
+
+
+# On a real GPU.
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_auto_is_cuda_with_its_native_precision():
+    """With a GPU, auto is cuda and auto precision is bf16 exactly when the GPU has it
+    natively; a bf16 forward under autocast there gives bf16 activations."""
+    device = D.resolve_device("auto")
+    assert device.type == "cuda"
+    native = torch.cuda.is_bf16_supported(including_emulation=False)
+    assert D.resolve_precision("auto", device) == ("bf16" if native else "fp32")
+    x = torch.ones(4, 4, device=device)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        assert (x @ x).dtype == torch.bfloat16

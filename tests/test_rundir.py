@@ -1,0 +1,256 @@
+"""pathmnist.rundir: a run folder holding a run is refused before anything in it changes,
+--overwrite removes exactly the files this package writes (a user's notes.txt and
+figures/mine.jpg survive), a folder one process holds is refused to another (and freed
+when that process dies, even by SIGKILL), start removes the temporary files a killed
+write left, and an --out that is empty, a file or under a file is refused."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pathmnist import rundir
+from pathmnist.errors import PathMNISTError
+
+# A Python process that takes the lock on argv[1], says so, and holds it until stdin closes.
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from pathmnist import rundir
+    with rundir.lock(sys.argv[1]):
+        print("locked", flush=True)
+        sys.stdin.read()
+    """
+)
+
+
+def snapshot(folder):
+    """Every file under `folder` with its bytes and modification time."""
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def files(folder):
+    """The relative paths of every file under `folder`."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def make_run(out):
+    """A finished run folder as the examples leave it, plus the user's own files and a
+    search trial folder."""
+    out.mkdir(parents=True)
+    for name in rundir.OWNED:
+        (out / name).write_text(name)
+    (out / "figures").mkdir()
+    (out / "figures" / "loss_curve.png").write_bytes(b"png")
+    (out / "figures" / "mine.jpg").write_bytes(b"the user's photo")
+    (out / "notes.txt").write_text("what I tried")
+    (out / "mydata").mkdir()  # A folder of the user's: not a run, so never removed.
+    (out / "mydata" / "table.csv").write_text("a,b")
+    trial = out / "adam_lr=0.001" / "epochs=3_seed=0"
+    trial.mkdir(parents=True)
+    (trial / "history.csv").write_text("x")
+    (out / "adam_lr=0.001" / "history.csv").write_text("x")  # The trial folder is a run.
+    (out / ".history.csv.k2j3.tmp").write_text("half a file")
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Start a process holding the lock on tmp_path / "run"; yield it; end it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "run")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    yield proc
+    if proc.poll() is None:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
+# check_out
+
+
+@pytest.mark.parametrize("out", ["", "   ", None])
+def test_empty_out_is_refused(out):
+    """An empty --out is one sentence with an example of a good one."""
+    with pytest.raises(PathMNISTError, match=r"--out is empty; .*--out runs/my_run"):
+        rundir.check_out(out)
+
+
+def test_out_that_is_a_file_or_under_a_file_is_refused(tmp_path):
+    """--out naming a file, or a folder under a file, names the file in the way."""
+    (tmp_path / "f.txt").write_text("x")
+    for out in (tmp_path / "f.txt", tmp_path / "f.txt" / "run", tmp_path / "f.txt" / "a" / "b"):
+        with pytest.raises(PathMNISTError, match=rf"{tmp_path / 'f.txt'} is a file"):
+            rundir.check_out(out)
+        with pytest.raises(PathMNISTError, match="is a file"):
+            rundir.start(out, resume=False, overwrite=False)
+        with pytest.raises(PathMNISTError, match="is a file"), rundir.lock(out):
+            pass
+    assert files(tmp_path) == ["f.txt"]
+
+
+def test_absent_and_empty_folders_are_fine(tmp_path):
+    """A folder that does not exist yet, or an empty one, holds no run."""
+    assert rundir.check_out(str(tmp_path / "a" / "b")) == tmp_path / "a" / "b"
+    assert rundir.check_start(tmp_path / "new", False, False) == tmp_path / "new"
+    assert not rundir.holds_run(tmp_path / "new") and not rundir.holds_run(tmp_path)
+    assert not (tmp_path / "new").exists()  # Checking creates nothing.
+
+
+# Refuse, resume, overwrite
+
+
+def test_user_files_alone_are_not_a_run(tmp_path):
+    """A folder with only the user's files (and a lock file) is used as it is."""
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / rundir.LOCK).write_text("")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "mine.jpg").write_bytes(b"x")
+    assert not rundir.holds_run(tmp_path)
+    rundir.start(tmp_path, resume=False, overwrite=False)
+    assert files(tmp_path) == [rundir.LOCK, "figures/mine.jpg", "notes.txt"]
+
+
+@pytest.mark.parametrize("name", [*rundir.OWNED, "figures/acc.png", "trial/history.csv"])
+def test_any_file_of_ours_makes_a_run(tmp_path, name):
+    """One file this package writes (or a trial folder holding one) is an earlier run."""
+    (tmp_path / name).parent.mkdir(exist_ok=True)
+    (tmp_path / name).write_text("x")
+    assert rundir.holds_run(tmp_path)
+    with pytest.raises(PathMNISTError, match="already holds a run; pass --resume"):
+        rundir.check_start(tmp_path, resume=False, overwrite=False)
+
+
+@pytest.mark.parametrize(
+    ("resume", "overwrite", "words"),
+    [
+        (False, False, "already holds a run; pass --resume to continue it, --overwrite"),
+        (True, True, "--resume and --overwrite contradict each other"),
+    ],
+)
+def test_refusals_touch_nothing(tmp_path, resume, overwrite, words):
+    """Starting into a folder holding a run without a flag, or with both flags, is one
+    sentence, and every file (temporary files included) is left as it was."""
+    out = tmp_path / "run"
+    make_run(out)
+    before = snapshot(out)
+    for call in (rundir.check_start, rundir.start):
+        with pytest.raises(PathMNISTError, match=words) as info:
+            call(out, resume, overwrite)
+        assert "\n" not in str(info.value)
+    assert snapshot(out) == before
+
+
+def test_resume_needs_the_resume_file(tmp_path):
+    """--resume without last.pt (or search.json for a search) says there is nothing to
+    resume and touches nothing; with it, the folder is kept whole."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "history.csv").write_text("x")
+    with pytest.raises(PathMNISTError, match=r"nothing to resume in .*\(no last\.pt\); drop"):
+        rundir.start(out, resume=True, overwrite=False)
+    with pytest.raises(PathMNISTError, match=r"\(no search\.json\)"):
+        rundir.start(out, resume=True, overwrite=False, resume_file="search.json")
+    assert files(out) == ["history.csv"]
+    (out / "last.pt").write_text("x")
+    (out / ".last.pt.abc.tmp").write_text("half")
+    assert rundir.start(out, resume=True, overwrite=False) == out
+    assert files(out) == ["history.csv", "last.pt"]  # Only the temporary file went.
+
+
+def test_overwrite_removes_only_what_the_package_wrote(tmp_path):
+    """--overwrite deletes every OWNED file, the figures it drew, trial folders and
+    temporary files; the user's notes.txt, figures/mine.jpg and own folder survive."""
+    out = tmp_path / "run"
+    make_run(out)
+    rundir.start(out, resume=False, overwrite=True)
+    assert files(out) == ["figures/mine.jpg", "mydata/table.csv", "notes.txt"]
+    assert (out / "figures" / "mine.jpg").read_bytes() == b"the user's photo"
+    assert not rundir.holds_run(out)
+
+
+def test_overwrite_removes_an_emptied_figures_folder(tmp_path):
+    """When figures/ held only the package's figures, it goes too."""
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "roc_val.png").write_bytes(b"png")
+    (tmp_path / "metrics.json").write_text("{}")
+    rundir.clear(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_owned_paths_lists_exactly_ours(tmp_path):
+    """owned_paths names the OWNED files, figures/*.png, temporary files and trial folders."""
+    make_run(tmp_path / "run")
+    owned = {
+        p.relative_to(tmp_path / "run").as_posix() for p in rundir.owned_paths(tmp_path / "run")
+    }
+    expected = {*rundir.OWNED, "figures/loss_curve.png", ".history.csv.k2j3.tmp", "adam_lr=0.001"}
+    assert owned == expected
+    assert rundir.owned_paths(tmp_path / "absent") == []
+
+
+# Temporary files
+
+
+def test_start_removes_temporary_files_only(tmp_path):
+    """start deletes `.NAME.*.tmp` files (a killed atomic write's leftovers) and keeps
+    files that merely end in .tmp."""
+    (tmp_path / ".best.pt.x1y2.tmp").write_bytes(b"half")
+    (tmp_path / ".history.csv.abc.tmp").write_text("half")
+    (tmp_path / "notes.tmp").write_text("the user's")
+    assert not rundir.holds_run(tmp_path)  # Leftovers of a killed write are not a run.
+    rundir.start(tmp_path, resume=False, overwrite=False)
+    assert files(tmp_path) == ["notes.tmp"]
+
+
+# The lock
+
+
+def test_a_second_process_is_refused_while_the_first_holds_the_lock(tmp_path, holder):
+    """While another process holds the folder, lock() is one sentence naming it; when
+    that process ends, the folder is free again."""
+    out = tmp_path / "run"
+    with pytest.raises(PathMNISTError, match=r"another run is writing into .* right now; wait"):
+        with rundir.lock(out):
+            pytest.fail("the lock was taken twice")
+    holder.stdin.close()
+    assert holder.wait(timeout=60) == 0
+    with rundir.lock(out) as held:
+        assert held == out
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path, holder):
+    """kill -9 of the holder frees the lock: the kernel drops a dead process's flock."""
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=60)
+    with rundir.lock(tmp_path / "run"):
+        pass
+
+
+def test_the_same_process_cannot_lock_twice(tmp_path):
+    """A nested lock on the same folder is refused too (flock belongs to an open file, not
+    a process), and leaving the outer one frees it."""
+    with rundir.lock(tmp_path) as out:
+        assert out == tmp_path and (tmp_path / rundir.LOCK).exists()
+        with pytest.raises(PathMNISTError, match="another run"), rundir.lock(tmp_path):
+            pass
+    with rundir.lock(tmp_path / "."):
+        pass
+
+
+def test_lock_creates_the_folder(tmp_path):
+    """lock() makes a missing --out (and its parents) and holds only the lock file in it."""
+    with rundir.lock(tmp_path / "a" / "b") as out:
+        assert files(out) == [rundir.LOCK]
