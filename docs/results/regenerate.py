@@ -36,18 +36,18 @@ KEEP = (
 S = ["--dataset", "synthetic"]
 LESSONS = {  # name -> the example and its flags
     "lesson1": ["examples/01_baseline.py", *S],
-    "lesson2": ["examples/02_tuning.py", *S, "--epochs", "6", "--repeats", "3"],
+    "lesson2": ["examples/02_tuning.py", *S, "--repeats", "3"],
     "lesson2_halving": [
         "examples/02_tuning.py",
         *S,
         "--strategy",
         "halving",
         "--eta",
-        "2",
+        "3",
         "--epochs",
         "1",
         "--max-epochs",
-        "4",
+        "3",
         "--repeats",
         "3",
     ],
