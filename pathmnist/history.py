@@ -47,6 +47,16 @@ def best_row(rows, monitor: str = "val_loss", min_delta: float = 0.0) -> dict | 
     return best
 
 
+def format_epoch(row: dict, epochs: int, best: bool = False) -> str:
+    """The line `fit` prints after an epoch (and README quotes from history.csv)."""
+    return (
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} acc "
+        f"{row['train_acc']:.4f} | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} "
+        f"auc {row['val_auc']:.4f} | lr {row['lr']:.1e} | {row['seconds']:.1f}s"
+        + ("  *best*" if best else "")
+    )
+
+
 @dataclass
 class History:
     """What `fit` returns: per-epoch rows, the best epoch and the best model."""

@@ -33,7 +33,7 @@ from pathmnist.data import ImageSet
 from pathmnist.device import configure_backends, fused_available, resolve_device, resolve_precision
 from pathmnist.early_stopping import EarlyStopping
 from pathmnist.errors import PathMNISTError
-from pathmnist.history import History
+from pathmnist.history import History, format_epoch
 from pathmnist.io import write_json
 from pathmnist.loader import BatchLoader
 from pathmnist.resnet import build
@@ -345,12 +345,7 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
         stopped = stopper.step(rows[-1][config.monitor], model)  # Copies the best weights.
         checkpoints.save_epoch(out_dir, info, model, optimizer, scheduler, stopper, rows, stopped)
         if not quiet:  # One line per epoch, printed above the progress bar.
-            mark = "  *best*" if stopper.best_epoch == epoch else ""
-            tqdm.write(
-                f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f} acc "
-                f"{train_acc:.4f} | val loss {ev.loss:.4f} acc {ev.accuracy:.4f} auc "
-                f"{ev.macro_auc:.4f} | lr {lr:.1e} | {rows[-1]['seconds']:.1f}s{mark}"
-            )
+            tqdm.write(format_epoch(rows[-1], config.epochs, stopper.best_epoch == epoch))
         if stopped:
             break
     if stopped and not quiet:
