@@ -5,7 +5,8 @@ Tissue on a slide has no up or down and no left or right, so the 8 symmetries of
 2018, "Rotation Equivariant CNNs for Digital Pathology"). The functional ops (`hflip`,
 `vflip`, `rot90`) take per-sample decisions; the random transforms draw those decisions on
 the CPU from a torch.Generator, so a seed gives the same augmentation on any device.
-`RandomDihedral` applies all three with one gather.
+`RandomDihedral` applies all three with one gather; `views` lists the 8 symmetries of a
+batch for test-time augmentation.
 
 Layout conventions shared with pathmnist.transforms: uint8 means NHWC (B, H, W, 3),
 floating means NCHW (B, 3, H, W).
@@ -217,3 +218,15 @@ class RandomDihedral:
 
     def __repr__(self):
         return "RandomDihedral(hflip, vflip, rot90)"
+
+
+def views(x):
+    """The 8 rotations and flips of a float (B, 3, H, W) batch (square images), in the
+    order rot90 k = 0..3, then the same after a left-right flip."""
+    if x.shape[-1] != x.shape[-2]:
+        raise PathMNISTError(
+            f"test-time augmentation needs square images, got {x.shape[-2]}x{x.shape[-1]}; "
+            "drop --tta or resize with --size."
+        )
+    rotations = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+    return rotations + [torch.flip(r, dims=(3,)) for r in rotations]

@@ -150,3 +150,21 @@ class CutMix(_Mixing):
         x_mixed[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]  # The pasted box.
         t = _soft(y.to(x.device), self.num_classes, x.dtype)  # (B, C)
         return x_mixed, lam * t + (1.0 - lam) * t[perm]
+
+
+def build_mix(mixup: float, cutmix: float, num_classes: int):
+    """MixUp, CutMix, or (both on) one of them per batch, picked by the loader's
+    generator, as `mix(x, y, generator) -> (x, soft targets)`; None when both are off."""
+    mixers = [
+        cls(alpha, num_classes) for cls, alpha in ((MixUp, mixup), (CutMix, cutmix)) if alpha > 0
+    ]
+    if not mixers:
+        return None
+    if len(mixers) == 1:
+        return mixers[0]
+
+    def either(x, y, generator):
+        pick = int(torch.randint(0, 2, (1,), generator=generator))
+        return mixers[pick](x, y, generator)
+
+    return either

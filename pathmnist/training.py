@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pathmnist import checkpoints, losses, metrics, rundir
+from pathmnist import checkpoints, dihedral, losses, metrics, mixing, rundir
 from pathmnist.config import MONITORS, TrainConfig, seed_everything
 from pathmnist.data import ImageSet
 from pathmnist.device import configure_backends, fused_available, resolve_device, resolve_precision
@@ -58,28 +58,6 @@ def build_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
             fused=fused,
         )
     return torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay, fused=fused)
-
-
-def build_mix(config: TrainConfig, num_classes: int):
-    """MixUp, CutMix, or (both on) one of them per batch, picked by the loader's
-    generator, as `mix(x, y, generator) -> (x, soft targets)`; None when both are off."""
-    from pathmnist import mixing  # Lesson 5's tools.
-
-    mixers = [
-        cls(alpha, num_classes)
-        for cls, alpha in ((mixing.MixUp, config.mixup), (mixing.CutMix, config.cutmix))
-        if alpha > 0
-    ]
-    if not mixers:
-        return None
-    if len(mixers) == 1:
-        return mixers[0]
-
-    def either(x, y, generator):
-        pick = int(torch.randint(0, 2, (1,), generator=generator))
-        return mixers[pick](x, y, generator)
-
-    return either
 
 
 def forward(model, x, precision):
@@ -133,18 +111,6 @@ def train_one_epoch(
     return float(loss_sum) / seen, int(correct) / seen
 
 
-def dihedral_views(x):
-    """The 8 rotations and flips of a float (B, 3, H, W) batch (square images), in the
-    order rot90 k = 0..3, then the same after a left-right flip."""
-    if x.shape[-1] != x.shape[-2]:
-        raise PathMNISTError(
-            f"test-time augmentation needs square images, got {x.shape[-2]}x{x.shape[-1]}; "
-            "drop --tta or resize with --size."
-        )
-    rotations = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
-    return rotations + [torch.flip(r, dims=(3,)) for r in rotations]
-
-
 @dataclass
 class Evaluation:
     """Loss, accuracy and macro AUC of a split, with the class probabilities behind them."""
@@ -166,7 +132,7 @@ def evaluate(model, loader, precision="fp32", tta=False) -> Evaluation:
     with torch.no_grad():  # No graph is recorded: less memory and time.
         for x, y in loader:
             if tta:  # The mean of 8 softmaxes; its NLL is the loss.
-                views = dihedral_views(x)
+                views = dihedral.views(x)
                 p = sum(forward(model, v, precision).softmax(dim=1) for v in views) / 8
                 nll = F.nll_loss(p.clamp_min(1e-30).log(), y, reduction="sum")
             else:
@@ -288,7 +254,7 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
     loss_fn = losses.build_loss(
         config.loss, train.labels, train.num_classes, config.label_smoothing, config.focal_gamma
     )
-    mix = build_mix(config, train.num_classes)  # None when off
+    mix = mixing.build_mix(config.mixup, config.cutmix, train.num_classes)  # None when off
 
     todo = [] if stopped else range(len(rows) + 1, config.epochs + 1)
     if todo:  # Only then: the loaders copy the whole splits to the device.

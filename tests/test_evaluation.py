@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 
 from pathmnist import metrics
 from pathmnist.data import ImageSet, load_split
+from pathmnist.dihedral import views as dihedral_views
 from pathmnist.errors import PathMNISTError
 from pathmnist.loader import BatchLoader
 from pathmnist.resnet import resnet18
-from pathmnist.training import dihedral_views, evaluate, forward
+from pathmnist.training import evaluate, forward
 from pathmnist.transforms import build_transforms
 
 

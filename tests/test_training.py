@@ -21,7 +21,7 @@ import pytest
 import torch
 from torch import nn
 
-from pathmnist import checkpoints, resnet, training
+from pathmnist import checkpoints, dihedral, mixing, resnet, training
 from pathmnist.config import TrainConfig
 from pathmnist.data import ImageSet
 from pathmnist.errors import PathMNISTError
@@ -178,13 +178,13 @@ def test_dihedral_views_are_the_eight_symmetries():
     """The 8 views are rot90 k = 0..3 and the same after a left-right flip, all distinct
     on an asymmetric image; a non-square batch is refused."""
     x = torch.arange(9.0).view(1, 1, 3, 3).expand(2, 3, 3, 3)
-    views = training.dihedral_views(x)
+    views = dihedral.views(x)
     expected = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
     expected += [torch.flip(v, dims=(3,)) for v in expected]
     assert all(torch.equal(a, b) for a, b in zip(views, expected, strict=True))
     assert len({tuple(v[0, 0].flatten().tolist()) for v in views}) == 8
     with pytest.raises(PathMNISTError, match="square images, got 3x4; drop --tta"):
-        training.dihedral_views(torch.zeros(1, 3, 3, 4))
+        dihedral.views(torch.zeros(1, 3, 3, 4))
 
 
 def test_tta_is_the_mean_softmax_over_the_eight_views(splits):
@@ -228,10 +228,10 @@ def test_evaluate_on_an_empty_loader_is_named():
 def test_build_mix_picks_what_the_config_asks_for():
     """No mixing by default; MixUp or CutMix alone; with both, one of them per batch,
     each returning (x, soft targets that sum to 1)."""
-    assert training.build_mix(config(), 3) is None
+    assert mixing.build_mix(0.0, 0.0, 3) is None
     x, y = torch.rand(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
     for changes in ({"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.4, "cutmix": 1.0}):
-        mix = training.build_mix(config(**changes), 3)
+        mix = mixing.build_mix(changes.get("mixup", 0.0), changes.get("cutmix", 0.0), 3)
         mixed, target = mix(x, y, torch.Generator().manual_seed(0))
         assert mixed.shape == x.shape and target.shape == (6, 3)
         torch.testing.assert_close(target.sum(1), torch.ones(6))
