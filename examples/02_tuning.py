@@ -38,16 +38,27 @@ def main(argv=None):
         f"tuning on {len(train):,} training images ({args.subset:.0%}), {len(val):,} val, "
         f"{args.repeats} seed(s) per trial, strategy {args.strategy}; writing to {out}"
     )
-    common = dict(base=base, repeats=args.repeats, resume=args.resume,
-                  overwrite=args.overwrite, quiet=args.quiet)  # fmt: skip
+    common = dict(
+        base=base,
+        repeats=args.repeats,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+    )
     if args.strategy == "grid":
         summary = tuning.grid_search(tuning.DEFAULT_SPACE, train, val, out, epochs, **common)
         rounds = None
     else:
         summary, rounds = tuning.halving_search(
-            tuning.DEFAULT_SPACE, train, val, out, eta=args.eta, min_epochs=epochs,
-            max_epochs=args.max_epochs, **common,
-        )  # fmt: skip
+            tuning.DEFAULT_SPACE,
+            train,
+            val,
+            out,
+            eta=args.eta,
+            min_epochs=epochs,
+            max_epochs=args.max_epochs,
+            **common,
+        )
     if not summary:
         raise PathMNISTError("the search finished no trial; check --epochs and --repeats.")
 
@@ -65,8 +76,9 @@ def main(argv=None):
     ]
     if rounds is not None:
         sections.insert(0, report.format_rounds(rounds))
-    report.write_report(out, "Lesson 2: tuning", config=base, figures={"Trials": chart},
-                        sections=sections)  # fmt: skip
+    report.write_report(
+        out, "Lesson 2: tuning", config=base, figures={"Trials": chart}, sections=sections
+    )
     print(table)
     print(f"compute: {spent:,} image-epochs")
     print(f"best: {best['params']} (mean val acc {best['val_acc']:.4f} over {best['n']} seed(s))")

@@ -32,8 +32,11 @@ def gap_sentence(val, test) -> str:
         stats.wilson_interval(round(e.accuracy * len(e.labels)), len(e.labels)) for e in (val, test)
     )
     overlap = not (tl > vh or vl > th)
-    verdict = "within the noise (the 95% intervals overlap)" if overlap else (
-        "larger than the noise (the 95% intervals do not overlap)")  # fmt: skip
+    verdict = (
+        "within the noise (the 95% intervals overlap)"
+        if overlap
+        else ("larger than the noise (the 95% intervals do not overlap)")
+    )
     return (
         f"val {val.accuracy:.4f} [{vl:.4f}, {vh:.4f}] vs test {test.accuracy:.4f} "
         f"[{tl:.4f}, {th:.4f}]: a gap of {val.accuracy - test.accuracy:+.4f}, {verdict}"
@@ -43,10 +46,18 @@ def gap_sentence(val, test) -> str:
 # %% Training the tuned model
 def main(argv=None):
     p = cli.parser(__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, default=Path("runs/02_tuning/best_config.json"),
-                   help="best_config.json written by examples/02_tuning.py")  # fmt: skip
-    p.add_argument("--baseline", type=Path, default=Path("runs/01_baseline/best.pt"),
-                   help="lesson 1's best.pt ('none': no baseline)")  # fmt: skip
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("runs/02_tuning/best_config.json"),
+        help="best_config.json written by examples/02_tuning.py",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=Path("runs/01_baseline/best.pt"),
+        help="lesson 1's best.pt ('none': no baseline)",
+    )
     args = p.parse_args(argv)
     out = cli.check_run_flags(args, args.out or Path("runs/03_final_evaluation"))
     config = cli.config_from_args(args, base=TrainConfig.from_json(args.config))
@@ -56,8 +67,15 @@ def main(argv=None):
         f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
         f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}"
     )
-    history = training.fit(config, splits["train"], splits["val"], out, resume=args.resume,
-                           overwrite=args.overwrite, quiet=args.quiet)  # fmt: skip
+    history = training.fit(
+        config,
+        splits["train"],
+        splits["val"],
+        out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+    )
 
     # %% The decision, on validation only
     def run_all(model, tf, cfg, names):
@@ -91,14 +109,23 @@ def main(argv=None):
     names = splits["train"].class_names
     figures = report.save_figures(out, history, final, names)
     why = SHIFT.get(args.dataset if args.data_file is None else "", "")
-    sections = [f"## Decision (made on validation)\n\nCarried: the **{carried}** model. "
-                + extra.get("val_tuned_vs_baseline", {}).get("sentence", "No baseline was given."),
-                f"## Validation versus test\n\n{gap}. {why}".rstrip()]  # fmt: skip
+    sections = [
+        f"## Decision (made on validation)\n\nCarried: the **{carried}** model. "
+        + extra.get("val_tuned_vs_baseline", {}).get("sentence", "No baseline was given."),
+        f"## Validation versus test\n\n{gap}. {why}".rstrip(),
+    ]
     if "test_tuned_vs_baseline" in extra:
         sections.append("On the test split: " + extra["test_tuned_vs_baseline"]["sentence"])
-    report.write_report(out, "Lesson 3: final evaluation", config=config, history=history,
-                        evaluations=final, class_names=names, figures=figures,
-                        sections=sections)  # fmt: skip
+    report.write_report(
+        out,
+        "Lesson 3: final evaluation",
+        config=config,
+        history=history,
+        evaluations=final,
+        class_names=names,
+        figures=figures,
+        sections=sections,
+    )
     print(report.format_table(final, history))
     print(gap)
 
