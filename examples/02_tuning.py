@@ -29,7 +29,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = cli.check_run_flags(args, args.out or Path("runs/02_tuning"), "search.json")
     args.subset = 0.2 if args.subset is None else args.subset  # the seed's 20% subset
-    epochs = args.epochs or 3  # the seed's 3 epochs per trial; halving's first round
+    epochs = 3 if args.epochs is None else args.epochs  # the seed's 3; halving's first round
     args.epochs = None  # --epochs sets the trial length here, not the final training's
     base = cli.config_from_args(args)
     splits = cli.load_data(args, splits=("train", "val"))

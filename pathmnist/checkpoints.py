@@ -221,16 +221,16 @@ def save_epoch(out_dir, info: dict, model, optimizer, scheduler, stopper, rows, 
 
 
 def _best_weights(out_dir: Path, saved: dict, best_epoch: int) -> dict:
-    """The best epoch's weights for a resume: last.pt's own when the best epoch is its
-    epoch (and best.pt written again if a kill left it behind), else best.pt's."""
-    path = out_dir / "best.pt"
-    fix = "train in a new folder (best.pt is gone)"
-    if best_epoch == saved["epoch"]:
-        if not path.exists() or load(path, fix).get("epoch") != best_epoch:
-            info = {k: v for k, v in saved.items() if k not in LAST_ONLY}
-            save({**info, "model": saved["model"], "epoch": best_epoch}, path)
+    """The best epoch's weights for a resume, from best.pt; or from last.pt when its own
+    epoch is the best one and a kill between the two writes left best.pt behind (or
+    absent), in which case best.pt is written again."""
+    path, fix = out_dir / "best.pt", "train in a new folder (best.pt is gone)"
+    own = best_epoch == saved["epoch"]
+    best = load(path, fix) if path.exists() or not own else {"epoch": 0}
+    if own and isinstance(best.get("epoch"), int) and best["epoch"] < best_epoch:
+        info = {k: v for k, v in saved.items() if k not in LAST_ONLY}
+        save({**info, "model": saved["model"], "epoch": best_epoch}, path)
         return saved["model"]
-    best = load(path, fix)
     if best.get("epoch") != best_epoch:
         raise PathMNISTError(
             f"{path} is from epoch {best.get('epoch')}, not the best epoch {best_epoch} that "

@@ -86,7 +86,7 @@ def check_start(out, resume: bool, overwrite: bool, resume_file: str = "last.pt"
     if resume and overwrite:
         raise PathMNISTError("--resume and --overwrite contradict each other; pass one of them.")
     if resume:
-        if not (out / resume_file).exists():
+        if not (out / resume_file).exists() and not unstarted(out):
             raise PathMNISTError(
                 f"there is nothing to resume in {out} (no {resume_file}); drop --resume to "
                 "start a new run."
@@ -97,6 +97,20 @@ def check_start(out, resume: bool, overwrite: bool, resume_file: str = "last.pt"
             "it, or choose another --out."
         )
     return out
+
+
+def unstarted(out) -> bool:
+    """True for a run folder whose run was stopped before its first epoch ended: it holds
+    config.json and an empty history.csv at most, no checkpoint. `--resume` then starts
+    that run from the beginning, as Ctrl-C's message promises."""
+    out = Path(out)
+    if (out / "last.pt").exists() or (out / "best.pt").exists() or not out.is_dir():
+        return False
+    history = out / "history.csv"
+    if history.exists() and len(history.read_text(errors="replace").splitlines()) > 1:
+        return False
+    names = {p.name for p in owned_paths(out) if not p.name.endswith(".tmp")}
+    return bool(names) and names <= {"config.json", "history.csv"}
 
 
 def clear(out) -> None:
@@ -148,7 +162,7 @@ def start(out, resume: bool, overwrite: bool, resume_file: str = "last.pt") -> P
     """After the settings and data are checked: refuse or clear as `check_start` says,
     and remove temporary files. Call inside `lock(out)`."""
     out = check_start(out, resume, overwrite, resume_file)
-    if overwrite:
+    if overwrite or (resume and not (out / resume_file).exists()):  # Overwrite, or unstarted.
         clear(out)
     remove_temporaries(out)
     return out

@@ -178,7 +178,8 @@ def _prepare(config, train, val, out_dir, resume, overwrite):
     """Check everything, then start or resume the run folder; return (info, saved)."""
     data = {"train": checkpoints.data_identity(train), "val": checkpoints.data_identity(val)}
     rundir.check_start(out_dir, resume, overwrite)
-    saved = checkpoints.open_run(out_dir, config.to_dict(), data) if resume else None
+    fresh = resume and rundir.unstarted(out_dir)  # Stopped before epoch 1: start it again.
+    saved = checkpoints.open_run(out_dir, config.to_dict(), data) if resume and not fresh else None
     rundir.start(out_dir, resume, overwrite)
     if saved:
         mean, std, stain = saved["mean"], saved["std"], saved.get("stain")

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -77,10 +77,10 @@ class Workspace:
 
     tmp: Path  # This row's folder.
     data: Path  # The good npz (shared, read-only): the earlier runs trained on it.
-    bad: Path = None  # Where a row writes its bad input.
-    out: Path = None  # The run folder (a copy of an earlier run where the row asks).
-    file: Path = None  # A plain file, where a folder is expected.
-    config: Path = None  # A good best_config.json for 03.
+    bad: Path = field(init=False)  # Where a row writes its bad input.
+    out: Path = field(init=False)  # The run folder (a copy of an earlier run, if asked).
+    file: Path = field(init=False)  # A plain file, where a folder is expected.
+    config: Path = field(init=False)  # A good best_config.json for 03.
 
     def __post_init__(self):
         self.bad, self.out = self.tmp / "bad.npz", self.tmp / "out"
@@ -262,8 +262,11 @@ NOT_ROOT = pytest.mark.skipif(
 )
 
 
-def row(id, entry, call, match, setup=None, earlier=None, sub=False, marks=()):
+def row(id, entry, call, match, setup=None, earlier=None, sub=False, mark=None):
+    """One row; those that start a subprocess or need an earlier run (it trains) are slow."""
     case = Case(entry, call, match, setup, earlier, sub)
+    slow = earlier or sub or (SUBPROCESS_ALL and entry != "lib")
+    marks = [m for m in (mark, pytest.mark.slow if slow else None) if m is not None]
     return pytest.param(case, id=id, marks=marks)
 
 
@@ -333,13 +336,13 @@ CASES = [
     row("lib-augment-unknown", "lib", lambda ws: parse_augment(["flips", "sharpen"]), "sharpen"),
     row("lib-config-bool-batch", "lib", lambda ws: TrainConfig(batch_size=True).validate(),
         "batch_size=True"),
-    row("01-device-cuda-without-gpu", "01", "--device cuda", "no CUDA GPU", marks=NO_GPU),
+    row("01-device-cuda-without-gpu", "01", "--device cuda", "no CUDA GPU", mark=NO_GPU),
     # Where the run goes.
     row("01-out-is-a-file", "01", "--out {file}", "is a file"),
     row("02-out-under-a-file", "02", "--out {file}/run", "is a file"),
     row("01-out-empty", "01", "--out ''", "--out: the path is empty"),
     row("01-out-not-writable", "01", "--out {out}", "writ", setup=read_only_out,
-        marks=NOT_ROOT),
+        mark=NOT_ROOT),
     row("01-data-root-is-a-file", "01", "--dataset synthetic --data-root {file}",
         "is a file"),
     row("lib-check-start-under-file", "lib",

@@ -1,27 +1,30 @@
 """Faults a long run meets: kill -9 at random moments, a full disk, Ctrl-C; and repeatability.
 
-- examples/01_baseline.py (64 training images at 32x32, batch 16, 4 epochs, fp32) is
-  SIGKILLed at seeded random moments, at least once before its first checkpoint and once
-  while a `.*.tmp` file exists (PATHMNIST_TEST_SLOW_WRITE=0.3 holds each temporary file
-  for 0.3 s before its rename), and restarted each time: with --resume when last.pt exists,
-  else with --overwrite (a folder killed before its first checkpoint holds config.json and
-  an empty history.csv, and `--resume` is refused there: nothing to resume). After each
-  kill every best.pt/last.pt there loads through `checkpoints.load`; after each restart the
-  killed write's temporary files are gone; the final best.pt weights equal an
-  uninterrupted run's tensor for tensor (torch.equal) and history.csv row for row (the
-  `seconds` column aside).
+- examples/01_baseline.py (64 learnable training images at 32x32, batch 16, 4 epochs,
+  fp32) is SIGKILLed 5 times and restarted each time: with --resume when last.pt exists,
+  and also when a start was killed before its first checkpoint (its folder holds config.json
+  and an empty history.csv: `--resume` starts that run from the beginning). The kills:
+  as training begins (before any checkpoint); between an epoch's last.pt and best.pt
+  (while best.pt's temporary file exists); the others at seeded random moments, inside a
+  write (PATHMNIST_TEST_SLOW_WRITE=0.3 holds each temporary file 0.3 s before its rename)
+  or a random time into training. After each kill every best.pt/last.pt there loads
+  through `checkpoints.load`; each restart removes the killed write's temporary files; the
+  final best.pt weights equal an uninterrupted run's tensor for tensor (torch.equal), and
+  history.csv row for row (the `seconds` column aside).
 - `tuning.grid_search` (2 trials, 2 epochs each, in a `python -c` subprocess) killed in the
   middle of each trial ends with the same results.csv rows (seconds aside) as an
-  uninterrupted search, and a trial finished before a kill is not trained again (its
-  history.csv keeps its modification time).
+  uninterrupted search, and the trial finished before the second kill is not trained again
+  (its history.csv keeps its modification time).
 - A file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) below last.pt's size, on a resume:
   exit status 2, one `error:` line naming the disk, and last.pt and best.pt keep their bytes.
 - SIGINT mid-epoch: exit status 130, a message saying to rerun with --resume; the rerun
   ends where an uninterrupted run does.
-- Two in-process runs with the same seed write the same history.csv (seconds aside); another
-  seed writes another.
+- Determinism on the CPU: a run with the uninterrupted run's seed, in another process,
+  writes the same history.csv (seconds aside); another seed writes another.
 
-Everything runs on the CPU; the subprocesses are where the time goes (each imports torch).
+The uninterrupted run of 01 is made once per module. Most of the time goes to starting
+subprocesses (each imports torch) and writing checkpoints (last.pt is 134 MB: a ResNet-18
+and Adam's two moments).
 """
 
 import os
@@ -39,7 +42,6 @@ import torch
 
 from pathmnist import checkpoints, data, rundir, training, tuning
 from pathmnist.config import TrainConfig
-from pathmnist.errors import PathMNISTError
 from pathmnist.io import SLOW_WRITE_ENV
 
 pytestmark = pytest.mark.slow
@@ -48,7 +50,7 @@ BASELINE = Path(__file__).resolve().parents[1] / "examples" / "01_baseline.py"
 EPOCHS = 4
 FLAGS = ["--batch-size", "16", "--precision", "fp32", "--device", "cpu", "--quiet"]
 SLOW = {SLOW_WRITE_ENV: "0.3"}  # Seconds each temporary file lives before its rename.
-KILLS = 5  # Besides the kill before the first checkpoint.
+KILLS = 5  # SIGKILLs per run, the one before the first checkpoint included.
 TRIAL = "lr={}/epochs=2_seed=0"  # A grid trial's folder, as tuning.trial_name names it.
 GRID = """
 import sys
@@ -81,6 +83,20 @@ def npz(tmp_path_factory):
     return path
 
 
+RUNNING: list[subprocess.Popen] = []  # Every process `start` began, for the cleanup below.
+
+
+@pytest.fixture(autouse=True)
+def no_orphans():
+    """Kill (by its own handle) any subprocess that a failing test left running."""
+    yield
+    while RUNNING:
+        proc = RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def environment(extra=None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATHMNIST_TEST")}
     return {**env, **(extra or {})}
@@ -90,8 +106,10 @@ def start(command, log: Path, env=None, preexec_fn=None) -> subprocess.Popen:
     """Start `command` with its stdout and stderr in files (a pipe nobody reads could
     block it); the caller waits or kills."""
     with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
-        return subprocess.Popen(command, stdout=out, stderr=err, env=environment(env),
+        proc = subprocess.Popen(command, stdout=out, stderr=err, env=environment(env),
                                 preexec_fn=preexec_fn)  # fmt: skip
+    RUNNING.append(proc)
+    return proc
 
 
 def baseline(npz, out, *extra) -> list[str]:
@@ -156,28 +174,53 @@ def reference(npz, tmp_path_factory):
 
 
 def restart_flags(out: Path) -> list[str]:
-    """--resume when there is a last.pt; else --overwrite when an earlier start left its
-    config.json (killed before its first checkpoint), where --resume is refused."""
+    """--resume when there is a last.pt, or when an earlier start left only its config.json
+    and an empty history.csv (killed before its first checkpoint: as Ctrl-C's message says,
+    --resume then starts the run again); nothing for a fresh folder."""
     if (out / "last.pt").exists():
         return ["--resume"]
     if rundir.holds_run(out):
-        with pytest.raises(PathMNISTError, match="nothing to resume"):
-            rundir.check_start(out, resume=True, overwrite=False)
-        return ["--overwrite"]
+        assert rundir.unstarted(out)
+        rundir.check_start(out, resume=True, overwrite=False)  # Accepted, touches nothing.
+        return ["--resume"]
     return []
 
 
-def kill_plan(rng: random.Random) -> list[tuple[str, object]]:
-    """When to kill each start: ("started", 0) as soon as training begins (before the first
-    checkpoint), ("tmp", NAME) once a temporary file for NAME exists ("" for any), ("after",
-    seconds) after training begins. The first two are fixed: before any checkpoint, then
-    between an epoch's last.pt and best.pt (best.pt's temporary file exists only then);
-    the rest are seeded draws."""
-    rest = [("tmp", "last.pt"), ("tmp", "")]
-    rest += [rng.choice([("tmp", rng.choice(["last.pt", ""])),
-                         ("after", rng.uniform(0.2, 2.0))]) for _ in range(KILLS - 3)]  # fmt: skip
-    rng.shuffle(rest)
-    return [("started", 0.0), ("tmp", "best.pt"), *rest]
+def kill_plan(rng: random.Random) -> list[tuple[str, float]]:
+    """When to kill each start, as (event, seconds to wait after it). The first three are
+    fixed: as training begins (before any checkpoint); a moment after the first last.pt
+    (so the next start resumes); on that resumed start, between an epoch's two checkpoint
+    writes (one renamed, the other's temporary file present). The rest are seeded draws:
+    inside a last.pt write, inside any write, or a random time into training. None lets a
+    start save more than about one epoch, so every kill comes before the run ends."""
+    # Inside a write: at most 0.25 s after its temporary file appears, within the 0.3 s pause.
+    rest = [("tmp:last.pt", rng.uniform(0.0, 0.25)), ("tmp:", rng.uniform(0.0, 0.25)),
+            ("started", rng.uniform(0.2, 1.5))]  # fmt: skip
+    rest = rng.sample(rest, KILLS - 3)
+    return [("started", 0.0), ("saved", rng.uniform(0.0, 1.0)), ("between", 0.0), *rest]
+
+
+def happened(event: str, out: Path, since: int) -> bool:
+    """Whether `event` has happened in the start that began at `since` (ns)."""
+
+    def renamed(name):  # Written (renamed into place) by this start.
+        try:
+            return (out / name).stat().st_mtime_ns >= since
+        except FileNotFoundError:  # Not yet written, or removed by --overwrite.
+            return False
+
+    def writing(name):
+        return any(out.glob(f".{name}.*.tmp"))
+
+    if event == "started":  # Every start writes config.json once its checks have passed.
+        return renamed("config.json")
+    if event == "saved":
+        return renamed("last.pt")
+    if event == "between":
+        return (renamed("last.pt") and writing("best.pt")) or (
+            renamed("best.pt") and writing("last.pt")
+        )
+    return renamed("config.json") and writing(event.removeprefix("tmp:") or "*")
 
 
 def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(
@@ -186,34 +229,21 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(
     """After each SIGKILL every checkpoint there loads; each restart clears the killed
     write's temporary files; the final best.pt and history.csv equal an uninterrupted run's."""
     rng = random.Random(20261126)
-    out, kills, inside_write = tmp_path / "run", 0, 0
+    out, kills, inside_write, leftovers = tmp_path / "run", 0, 0, set()
     plan = kill_plan(rng)
-    leftovers: set[Path] = set()
     for attempt in range(len(plan) + 1):
-        since = time.time_ns()
-        log = tmp_path / f"attempt{attempt}"
+        since, log = time.time_ns(), tmp_path / f"attempt{attempt}"
         proc = start(baseline(npz, out, *restart_flags(out)), log, env=SLOW)
-
-        def started(since=since):
-            """Every start writes config.json once its checks have passed."""
-            try:
-                return (out / "config.json").stat().st_mtime_ns >= since
-            except FileNotFoundError:  # Not yet written, or removed by --overwrite.
-                return False
-
-        if attempt == len(plan) or not wait_for(proc, started):
-            break  # The last start runs to the end (or this one ended before training).
+        if attempt == len(plan):
+            break  # The last start runs to the end.
+        assert wait_for(proc, lambda: happened("started", out, since)), finish(proc, log)  # noqa: B023
         assert not leftovers & temporaries(out), "a restart kept a killed write's temporary"
-        when, arg = plan[attempt]
-        if when == "tmp":
-            pattern = f".{arg}.*.tmp" if arg else ".*.tmp"
-            hit = wait_for(proc, lambda: any(out.glob(pattern)))  # noqa: B023 - used at once
-            time.sleep(rng.uniform(0.0, 0.25))  # Mid-write or in the slow rename's pause.
-        else:
-            time.sleep(arg)
-            hit = proc.poll() is None
-        if not hit or proc.poll() is not None:
+        event, delay = plan[attempt]
+        if not wait_for(proc, lambda: happened(event, out, since)):  # noqa: B023
             break  # The run ended before its kill: it is the last start.
+        time.sleep(delay)
+        if proc.poll() is not None:
+            break
         inside_write += bool(temporaries(out))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -312,14 +342,17 @@ def test_ctrl_c_mid_epoch_exits_130_and_resumes(npz, reference, tmp_path):
     assert_same_run(out, reference)
 
 
-def test_same_seed_same_history_other_seed_other_history(npz, tmp_path):
-    """On the CPU two runs with seed 0 write the same history.csv (seconds aside); seed 1
-    writes a different one."""
+def test_same_seed_same_history_other_seed_other_history(npz, reference, tmp_path):
+    """On the CPU a run with seed 0 (here, in-process) writes the same history.csv as the
+    reference run of 01 with seed 0 (another process), seconds aside; seed 1 writes
+    another first epoch."""
     train, val = (data.load_split(s, data_file=npz) for s in ("train", "val"))
     runs = {}
-    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        config = TrainConfig(epochs=2, batch_size=16, precision="fp32", device="cpu", seed=seed)
-        training.fit(config, train, val, tmp_path / name, quiet=True)
-        runs[name] = history_rows(tmp_path / name / "history.csv")
-    assert runs["a"] == runs["b"]
-    assert runs["a"][1:] != runs["c"][1:]
+    for seed, epochs in ((0, EPOCHS), (1, 1)):
+        config = TrainConfig(epochs=epochs, batch_size=16, precision="fp32", device="cpu",
+                             seed=seed)  # fmt: skip
+        training.fit(config, train, val, tmp_path / str(seed), quiet=True)
+        runs[seed] = history_rows(tmp_path / str(seed) / "history.csv")
+    same = history_rows(reference / "history.csv")
+    assert runs[0] == same
+    assert runs[1][1] != same[1]  # Epoch 1's losses and accuracies.
