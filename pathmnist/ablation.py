@@ -31,6 +31,10 @@ RECIPES = {
     "flips+hed": {"augment": ("flips", "hed-strong")},
     "flips+macenko": {"augment": ("flips",), "stain_normalize": True},
     "flips+hed+tta": {"augment": ("flips", "hed-strong"), "tta": True},
+    # Tellez's lighter preset, run after the strong one collapsed validation accuracy on
+    # the lab bench (chapter 12).
+    "flips+hed-light": {"augment": ("flips", "hed-light")},
+    "flips+hed-light+tta": {"augment": ("flips", "hed-light"), "tta": True},
     # Lesson 5's class-aware losses, against the baseline's cross-entropy.
     "weighted": {"loss": "weighted"},
     "focal": {"loss": "focal"},

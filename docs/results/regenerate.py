@@ -61,6 +61,15 @@ LESSONS = {  # name -> the example and its flags
     ],
     "lesson5": ["examples/05_inside_the_model.py", *S, "--run", "runs/lesson3"],
     "lesson4": ["examples/04_stain_shift.py", "--seeds", "3", "--size", "28"],
+    "lesson4_light": [
+        "examples/04_stain_shift.py",
+        "--seeds",
+        "3",
+        "--size",
+        "28",
+        "--recipes",
+        "flips+hed-light,flips+hed-light+tta",
+    ],
     "lesson5_losses": [
         "examples/04_stain_shift.py",
         "--seeds",
