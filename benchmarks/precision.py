@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _results import machine, write_section  # noqa: E402
+from _results import machine, write_section
 
-from pathmnist import data, synthetic, training  # noqa: E402
-from pathmnist.config import TrainConfig  # noqa: E402
+from pathmnist import data, synthetic, training
+from pathmnist.config import TrainConfig
 
 
 def ties(probs) -> int:
