@@ -62,8 +62,11 @@ def main(argv=None) -> int:
             f"| bf16 | {a16:.4f} | {u16:.4f} | {t16} | {s16:.0f} |",
             "",
             f"bf16 - fp32: accuracy {a16 - a32:+.4f} (target within 0.01), macro AUC "
-            f"{u16 - u32:+.4f} (target within 0.002); bf16 takes {s16 / s32:.2f}x the time of "
-            "fp32 here (the training runs one after the other, not interleaved).",
+            f"{u16 - u32:+.4f} (target within 0.002). One run of each: at 3 epochs the "
+            "validation accuracy of one recipe swings by several points from epoch to epoch "
+            "(lesson 1's history), so one pair cannot separate precision from that noise. The "
+            "seconds are one run each, one after the other, on shared cores: see the speed "
+            "table for ratios.",
         ]
     )
     write_section("precision", "bf16 vs fp32 on the same seed", body)
