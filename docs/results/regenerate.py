@@ -13,7 +13,6 @@ course quotes these files correctly.
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _results  # noqa: E402 - the benchmarks' machine facts, shared.
+
 KEEP = (
     "config.json",
     "history.csv",
@@ -84,25 +86,9 @@ LESSONS = {  # name -> the example and its flags
 }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next(
-        (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []
-    )
-    return sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
+    """The CPU flags that decide the speed of this course's kernels."""
+    return sorted(_results.cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
 
 
 def run(name: str) -> None:
@@ -139,7 +125,7 @@ def run(name: str) -> None:
         "command": "python " + " ".join(args),
         "seconds": round(seconds, 1),
         "date": date.today().isoformat(),
-        "cpu": cpu_model(),
+        "cpu": _results.cpu_model(),
         "cpu_flags": cpu_flags(),
         "cores": len(os.sched_getaffinity(0)),
         "threads": os.environ.get("OMP_NUM_THREADS", "all"),
