@@ -70,6 +70,7 @@ def read_rows(path) -> list[dict]:
                     "seed": int(r["seed"]),
                     "best_epoch": int(r["best_epoch"]),
                     **{c: float(r[c]) for c in [*COLUMNS[3:7], "seconds"]},
+                    "test_recall": [float(v) for v in r["test_recall"].split()],
                 }
                 for r in reader
             ]

@@ -108,6 +108,11 @@ def install(path):
 def node_ids(tests, tests_dir=TESTS) -> list[str]:
     """pytest node ids ("tests/test_x.py::test_y[id]") of the named test functions."""
     tests_dir = Path(tests_dir)
+    if not tests_dir.is_dir():
+        raise PathMNISTError(
+            f"there are no oracle tests at {tests_dir}; check exercises from a clone of the "
+            "repository installed with pip install -e '.[dev]'."
+        )
     sources = {p: p.read_text() for p in sorted(tests_dir.glob("test_*.py"))}
     ids = []
     for test in tests:
@@ -181,15 +186,18 @@ def _fresh_test_modules(tests_dir):
         sys.modules.update(stashed)
 
 
-def _hypothesis_profile() -> list[str]:
-    """pytest arguments for a hypothesis profile fit for checking exercises: derandomized
-    (the same examples on every run, so feedback does not change between runs), and
-    without the explain phase, which takes seconds per failing test to say which part of
-    a failing input mattered: a starter fails every test, so it would dominate."""
+@contextlib.contextmanager
+def _hypothesis_profile():
+    """Yield the pytest arguments for a hypothesis profile fit for checking exercises:
+    derandomized (the same examples on every run, so feedback does not change between
+    runs), and without the explain phase, which takes seconds per failing test to say which
+    part of a failing input mattered (a starter fails every test, so it would dominate).
+    The profile that was loaded before comes back afterwards."""
     try:
         from hypothesis import HealthCheck, Phase, settings
     except ImportError:
-        return []
+        yield []
+        return
     phases = [p for p in Phase if p is not Phase.explain]
     settings.register_profile(
         "pathmnist-exercise",
@@ -198,7 +206,11 @@ def _hypothesis_profile() -> list[str]:
         phases=phases,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    return ["--hypothesis-profile", "pathmnist-exercise"]
+    previous = settings.get_current_profile_name()
+    try:
+        yield ["--hypothesis-profile", "pathmnist-exercise"]
+    finally:
+        settings.load_profile(previous)
 
 
 def check(path, tests_dir=TESTS, pytest_args=(), quiet=False) -> CheckResult:
@@ -212,14 +224,13 @@ def check(path, tests_dir=TESTS, pytest_args=(), quiet=False) -> CheckResult:
     path = Path(path)
     ids = node_ids(load(path).ORACLE_TESTS, tests_dir)
     recorder = _Outcomes()
-    # rootdir: the checkout, so pytest reads tox.ini's [pytest] section and conftest.py.
-    args = [*ids, "--rootdir", str(Path(tests_dir).parent), "-p", "no:cacheprovider",
-            "--tb=short", "-W", "ignore::pytest.PytestAssertRewriteWarning",
-            # Its session-end sweep runs gc.collect() five times over torch's heap: seconds.
-            "-p", "no:unraisableexception",
-            *_hypothesis_profile(), *pytest_args]  # fmt: skip
     output = io.StringIO()  # With quiet, pytest's report goes here and is dropped.
-    with install(path), _fresh_test_modules(tests_dir):
+    with install(path), _fresh_test_modules(tests_dir), _hypothesis_profile() as profile:
+        # rootdir: the checkout, so pytest reads tox.ini's [pytest] section and conftest.py.
+        args = [*ids, "--rootdir", str(Path(tests_dir).parent), "-p", "no:cacheprovider",
+                "--tb=short", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                # Its session-end sweep runs gc.collect() five times over torch's heap.
+                "-p", "no:unraisableexception", *profile, *pytest_args]  # fmt: skip
         with contextlib.redirect_stdout(output) if quiet else contextlib.nullcontext():
             code = pytest.main(args, plugins=[recorder])
     if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,

@@ -77,6 +77,7 @@ class LRFinderResult:
     smoothed: list[float]  # `smooth(losses, beta)`.
     diverged: bool  # True when the test stopped early: the loss blew up or became NaN.
     reason: str = ""  # One sentence on why the test stopped.
+    beta: float = BETA  # The smoothing the curve was drawn with.
 
     def minimum(self) -> float:
         """The learning rate at the smallest smoothed loss (rather too high to train with:
@@ -87,18 +88,23 @@ class LRFinderResult:
             raise PathMNISTError("the range test recorded no finite loss; lower start_lr.")
         return min(finite)[1]
 
-    def steepest(self) -> float:
+    def steepest(self, skip_start: int | None = None) -> float:
         """The learning rate where the smoothed loss falls fastest per decade of learning
-        rate, among the steps before its minimum."""
+        rate, among the steps before its minimum, leaving out the first `skip_start` steps
+        (default: a tenth of them, at least one), where the average still rests on a few
+        batches (fastai's plot skips the first 10 of 100)."""
         s = np.asarray(self.smoothed, dtype=np.float64)
+        skip = (
+            max(1, len(s) // 10) if skip_start is None else checks.whole(skip_start, "skip_start")
+        )
         end = int(np.nanargmin(np.where(np.isfinite(s), s, np.nan))) + 1
-        if end < 3:
+        if end - skip < 3:
             raise PathMNISTError(
-                "the smoothed loss never fell during the range test; lower start_lr or "
+                "the smoothed loss hardly fell during the range test; lower start_lr or "
                 "check the data and the loss."
             )
-        slope = np.gradient(s[:end], np.log10(self.lrs[:end]))  # Loss change per decade.
-        return float(self.lrs[int(np.argmin(slope))])
+        slope = np.gradient(s[skip:end], np.log10(self.lrs[skip:end]))  # Change per decade.
+        return float(self.lrs[skip + int(np.argmin(slope))])
 
 
 def _batches(loader):
@@ -132,7 +138,7 @@ def lr_range_test(model, loader, optimizer, loss_fn=None, start_lr: float = 1e-7
     saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
     saved_optimizer = _clone(optimizer.state_dict())
     was_training = model.training
-    result = LRFinderResult([], [], [], diverged=False)
+    result = LRFinderResult([], [], [], diverged=False, beta=beta)
     avg, best = 0.0, math.inf
     model.train()
     try:
@@ -193,18 +199,21 @@ def plot(result: LRFinderResult, path=None, ax=None):
     fig = ax.figure if ax is not None else plt.figure(figsize=(6.4, 3.6))
     ax = ax if ax is not None else fig.add_subplot()
     ax.plot(result.lrs, result.losses, color="0.75", lw=1, label="batch loss")
-    ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label=f"smoothed (beta {BETA})")
+    ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label=f"smoothed (beta {result.beta})")
     for lr, style, name in ((result.steepest(), "C2", "steepest"),
                             (result.minimum() / 10, "C3", "minimum / 10")):  # fmt: skip
         ax.axvline(lr, color=style, ls="--", lw=1, label=f"{name}: {lr:.1e}")
     ax.set_xscale("log")
     finite = [v for v in result.smoothed if math.isfinite(v)]
-    if finite:  # Scale to the smoothed curve: single batches may jump far off it.
-        low, high = min(finite), max(finite)
-        ax.set_ylim(low - 0.1 * (high - low) - 1e-3, high + 0.1 * (high - low) + 1e-3)
+    if finite:  # Scale to the curve up to its minimum: the blow-up runs off the top.
+        low = min(finite)
+        high = max(finite[: finite.index(low) + 1])
+        margin = 0.25 * (high - low) + 1e-3
+        ax.set_ylim(low - margin, high + 2 * margin)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
-    ax.legend(fontsize="small")
+    # Below the axes: inside, it would hide the curve's right end, where it blows up.
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=120)

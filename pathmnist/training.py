@@ -147,6 +147,8 @@ def evaluate(model, loader, precision="fp32", tta=False) -> Evaluation:
     p = torch.cat(probs).cpu().numpy()  # (N, C): one copy to the host for the whole split.
     y = torch.cat(labels).cpu().numpy()  # (N,)
     loss = float(loss_sum) / len(y)
+    if not np.isfinite(p).all():  # Diverged weights: no metric means anything; say so.
+        return Evaluation(math.nan, math.nan, math.nan, p, y)
     return Evaluation(loss, metrics.accuracy(y, p), metrics.macro_auc(y, p), p, y)
 
 
@@ -287,13 +289,15 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
             train_loss, train_acc = train_one_epoch(
                 model, train_loader, optimizer, precision, bar, loss_fn, mix
             )
-        if not math.isfinite(train_loss):
+        kept = f"best.pt and history.csv keep epoch {len(rows)}" if rows else "no epoch ended"
+        if math.isfinite(train_loss):
+            ev = evaluate(model, val_loader, precision, tta=config.tta)
+        if not math.isfinite(train_loss) or not math.isfinite(ev.loss):
+            what = "training loss" if not math.isfinite(train_loss) else "validation loss"
             raise PathMNISTError(
-                f"the training loss became {train_loss} in epoch {epoch}: the learning rate "
-                f"{lr:g} is likely too high; lower --lr (best.pt and history.csv keep epoch "
-                f"{len(rows)})."
+                f"the {what} became {train_loss if what[0] == 't' else ev.loss} in epoch "
+                f"{epoch}: the learning rate {lr:g} is likely too high; lower --lr ({kept})."
             )
-        ev = evaluate(model, val_loader, precision, tta=config.tta)
         rows.append(
             {
                 "epoch": epoch,

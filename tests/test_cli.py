@@ -117,7 +117,7 @@ def test_run_flags_are_checked_before_the_data(tmp_path):
     """check_run_flags refuses --resume with --overwrite, --resume of nothing, a folder
     holding a run without a flag, and an --out that is a file; it returns the folder."""
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "history.csv").write_text("x")
+    (tmp_path / "run" / "history.csv").write_text("header\nan epoch\n")  # A started run.
     (tmp_path / "f.txt").write_text("x")
     out = tmp_path / "run"
     with pytest.raises(PathMNISTError, match="contradict"):

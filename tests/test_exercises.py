@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pathmnist import exercises, metrics, resnet, schedulers
 from pathmnist.errors import PathMNISTError
@@ -40,8 +41,10 @@ def test_each_exercise_is_set_in_its_chapter():
 @pytest.mark.parametrize("starter", STARTERS, ids=[p.stem for p in STARTERS])
 def test_starter_fails_and_solution_passes_the_oracle_tests(starter):
     """The untouched starter fails every one of its oracle tests; the worked solution
-    passes every one; afterwards the package's own objects are back in place."""
+    passes every one; afterwards the package's own objects, and this session's hypothesis
+    profile, are back in place."""
     module = exercises.load(starter)
+    profile = settings.get_current_profile_name()
     before = {t: exercises._resolve(t) for t in module.REPLACES}
     originals = {t: vars(owner)[name] for t, (owner, name) in before.items()}
 
@@ -53,6 +56,7 @@ def test_starter_fails_and_solution_passes_the_oracle_tests(starter):
 
     for target, (owner, name) in before.items():
         assert vars(owner)[name] is originals[target], target
+    assert settings.get_current_profile_name() == profile
 
 
 def test_install_swaps_and_restores():
@@ -97,13 +101,16 @@ def test_bad_exercise_files_are_named(tmp_path, text, words):
 
 
 def test_unknown_tests_and_missing_files_are_named(tmp_path):
-    """An unknown test name, a malformed one and a missing file each raise one sentence."""
+    """An unknown test name, a malformed one, a missing file and a missing tests folder
+    each raise one sentence."""
     with pytest.raises(PathMNISTError, match=r"no file in .* defines test_nowhere"):
         exercises.node_ids(["test_nowhere"])
     with pytest.raises(PathMNISTError, match="is not a test name"):
         exercises.node_ids(["tests/test_x.py::test_y"])
     with pytest.raises(PathMNISTError, match="there is no exercise file"):
         exercises.load(tmp_path / "absent.py")
+    with pytest.raises(PathMNISTError, match="no oracle tests at"):
+        exercises.node_ids(["test_a"], tests_dir=tmp_path / "tests")
 
 
 def test_command_line_list_and_errors(capsys):

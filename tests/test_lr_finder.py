@@ -166,5 +166,15 @@ def test_empty_loader_and_flat_curve():
     with pytest.raises(PathMNISTError, match="no batches"):
         lr_range_test(model, [], optimizer, num_steps=5)
     flat = LRFinderResult([1e-3, 1e-2, 1e-1], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], True)
-    with pytest.raises(PathMNISTError, match="never fell"):
+    with pytest.raises(PathMNISTError, match="hardly fell"):
         flat.steepest()
+
+
+def test_steepest_skips_the_first_steps():
+    """A drop at the very first step (the average resting on one batch) is not the
+    steepest descent: by default a tenth of the steps, at least one, is left out."""
+    lrs = lr_schedule(1e-4, 1.0, 20)
+    smoothed = [5.0] + [2.0 - 0.05 * i for i in range(12)] + [2.0 + i for i in range(7)]
+    result = LRFinderResult(lrs, smoothed, smoothed, diverged=True)
+    assert result.steepest(skip_start=0) == lrs[0]
+    assert lrs[1] <= result.steepest() < result.minimum() == lrs[12]
