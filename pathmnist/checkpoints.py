@@ -26,9 +26,7 @@ bit-identical to an uninterrupted run).
 """
 
 import hashlib
-import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -94,7 +92,10 @@ def load(path, fix: str = "train again without --resume") -> dict:
         raise PathMNISTError(f"there is no checkpoint at {path}; {fix}.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+    # A file that is not a checkpoint can fail deep inside torch's readers in many ways
+    # (RuntimeError, UnpicklingError, BadZipFile, struct.error on a few junk bytes, ...):
+    # every one of them means "not a readable checkpoint".
+    except Exception as e:
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise PathMNISTError(
             f"{path} is not a readable checkpoint ({reason}); it may be truncated, corrupt or "

@@ -45,12 +45,15 @@ from pathmnist import checkpoints, data, rundir, training, tuning
 from pathmnist.config import TrainConfig, parse_augment
 from pathmnist.errors import PathMNISTError
 from pathmnist.history import History
+from pathmnist.stain import HEDJitter
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {
     "01": ROOT / "examples" / "01_baseline.py",
     "02": ROOT / "examples" / "02_tuning.py",
     "03": ROOT / "examples" / "03_final_evaluation.py",
+    "04": ROOT / "examples" / "04_stain_shift.py",
+    "05": ROOT / "examples" / "05_inside_the_model.py",
 }
 # The flags every row of an entry starts with; a row's own flags come after and win.
 # 1 epoch, batch 16, fp32 and no progress bars keep a call that is not refused to seconds.
@@ -59,6 +62,9 @@ BASE = {
     "02": "--data-file {data} --out {out} --epochs 1 --precision fp32 --quiet",
     "03": "--config {config} --baseline none --data-file {data} --out {out} --epochs 1 "
     "--batch-size 16 --precision fp32 --quiet",
+    "04": "--data-file {data} --shifts real --out {out} --seeds 1 --epochs 1 --batch-size 16 "
+    "--precision fp32 --quiet",
+    "05": "--data-file {data} --precision fp32 --quiet",
     "synthetic": "--n-train 9 --n-val 9 --n-test 9 --size 8 --quiet",
 }
 # The earlier runs' own flags: 01 trains 2 epochs (so --epochs 1 can be refused).
@@ -334,6 +340,21 @@ CASES = [
     row("01-device-unknown", "01", "--device tpu", "--device: invalid choice"),
     row("01-augment-unknown", "01", "--augment flips,unknown-name", "'unknown-name'"),
     row("lib-augment-unknown", "lib", lambda ws: parse_augment(["flips", "sharpen"]), "sharpen"),
+    # The flags of lessons 2 to 5.
+    row("02-repeats-zero", "02", "--repeats 0", "repeats=0"),
+    row("02-strategy-unknown", "02", "--strategy random", "--strategy: invalid choice"),
+    row("02-halving-eta-one", "02", "--strategy halving --eta 1", "eta"),
+    row("01-loss-unknown", "01", "--loss hinge", "--loss: invalid choice"),
+    row("01-label-smoothing-one", "01", "--label-smoothing 1", "label_smoothing=1.0"),
+    row("01-focal-gamma-nan", "01", "--loss focal --focal-gamma nan", "focal_gamma=nan"),
+    row("01-mixup-negative", "01", "--mixup -0.5", "mixup=-0.5"),
+    row("lib-hed-sigma-negative", "lib", lambda ws: HEDJitter(-0.1), "sigma"),
+    row("04-seeds-zero", "04", "--seeds 0", "--seeds 0"),
+    row("04-recipe-unknown", "04", "--recipes baseline,sharpen", "unknown recipe 'sharpen'"),
+    row("04-shift-unknown", "04", "--shifts moon", "unknown shift 'moon'"),
+    row("05-run-missing", "05", "--run {tmp}/nope", "no run folder"),
+    row("05-run-not-a-checkpoint", "05", "--run {out}", "not a readable checkpoint",
+        setup=lambda ws: (ws.out.mkdir(), (ws.out / "best.pt").write_bytes(b"junk"))),
     row("lib-config-bool-batch", "lib", lambda ws: TrainConfig(batch_size=True).validate(),
         "batch_size=True"),
     row("01-device-cuda-without-gpu", "01", "--device cuda", "no CUDA GPU", mark=NO_GPU),
