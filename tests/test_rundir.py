@@ -158,7 +158,7 @@ def test_resume_needs_the_resume_file(tmp_path):
     resume and touches nothing; with it, the folder is kept whole."""
     out = tmp_path / "run"
     out.mkdir()
-    (out / "history.csv").write_text("x")
+    (out / "history.csv").write_text("header\nan epoch\n")  # A run past its first epoch.
     with pytest.raises(PathMNISTError, match=r"nothing to resume in .*\(no last\.pt\); drop"):
         rundir.start(out, resume=True, overwrite=False)
     with pytest.raises(PathMNISTError, match=r"\(no search\.json\)"):
@@ -168,6 +168,22 @@ def test_resume_needs_the_resume_file(tmp_path):
     (out / ".last.pt.abc.tmp").write_text("half")
     assert rundir.start(out, resume=True, overwrite=False) == out
     assert files(out) == ["history.csv", "last.pt"]  # Only the temporary file went.
+
+
+def test_resume_of_a_run_stopped_before_its_first_epoch_starts_it_again(tmp_path):
+    """A folder holding only config.json and an empty history.csv (stopped before epoch 1
+    ended) is `unstarted`: --resume clears it and starts again, as Ctrl-C's message says;
+    a user's own file there stays."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / "history.csv").write_text("epoch,train_loss\n")
+    (out / "notes.txt").write_text("mine")
+    assert rundir.unstarted(out)
+    assert rundir.start(out, resume=True, overwrite=False) == out
+    assert files(out) == ["notes.txt"]
+    (out / "history.csv").write_text("epoch,train_loss\n1,0.5\n")
+    assert not rundir.unstarted(out)
 
 
 def test_overwrite_removes_only_what_the_package_wrote(tmp_path):
