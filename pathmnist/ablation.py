@@ -196,7 +196,10 @@ def summarize(rows) -> list[dict]:
             ("gap", [r["val_accuracy"] - r["test_accuracy"] for r in runs]),
             ("test_auc", [r["test_macro_auc"] for r in runs]),
         ):
-            entry[name], entry[f"{name}_low"], entry[f"{name}_high"] = stats.mean_interval(values)
+            mean, low, high = stats.mean_interval(values)
+            if name != "gap":  # An accuracy or AUC cannot leave [0, 1]; a gap can be < 0.
+                low, high = max(low, 0.0), min(high, 1.0)
+            entry[name], entry[f"{name}_low"], entry[f"{name}_high"] = mean, low, high
         out.append(entry)
     for entry in out:
         base = next(
