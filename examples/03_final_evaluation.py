@@ -78,28 +78,24 @@ def main(argv=None):
     )
 
     # %% The decision, on validation only
-    def run_all(model, tf, cfg, names):
-        return {s: training.evaluate_imageset(model, splits[s], tf, cfg) for s in names}
+    def evaluate(model, transform, split):
+        return training.evaluate_imageset(model, splits[split], transform, config)
 
-    tuned = run_all(history.model, history.eval_transform, config, ["val"])
-    extra, carried = {}, "tuned"
+    tuned = {"val": evaluate(history.model, history.eval_transform, "val")}
+    extra = {}
     if baseline is not None:
-        base = run_all(baseline.model, baseline.eval_transform, config, ["val"])
+        base = {"val": evaluate(baseline.model, baseline.eval_transform, "val")}
         extra["val_tuned_vs_baseline"] = report.compare(
             "tuned", tuned["val"], "baseline", base["val"]
         )
-        better = extra["val_tuned_vs_baseline"]["accuracy_difference"] > 0
-        carried = (
-            "tuned" if better and extra["val_tuned_vs_baseline"]["mcnemar_p"] < 0.05 else "baseline"
-        )
-    extra["carried"] = carried
+    carried = extra["carried"] = report.carried(extra.get("val_tuned_vs_baseline"))
     print(extra.get("val_tuned_vs_baseline", {}).get("sentence", "no baseline given"))
     print(f"carried to the test split: the {carried} model")
 
     # %% Validation versus test (the test split is opened here, once)
-    tuned = run_all(history.model, history.eval_transform, config, ["val", "test"])
+    tuned["test"] = evaluate(history.model, history.eval_transform, "test")
     if baseline is not None:
-        base = run_all(baseline.model, baseline.eval_transform, config, ["val", "test"])
+        base["test"] = evaluate(baseline.model, baseline.eval_transform, "test")
         extra["test_tuned_vs_baseline"] = report.compare(
             "tuned", tuned["test"], "baseline", base["test"]
         )

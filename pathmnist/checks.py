@@ -12,6 +12,8 @@ unchanged, every refused one raises PathMNISTError naming the argument).
 import math
 import numbers
 
+import torch
+
 from pathmnist.errors import PathMNISTError
 
 
@@ -69,3 +71,31 @@ def flag(value, name: str) -> bool:
     if not isinstance(value, bool):
         raise _fail(name, value, "use True or False")
     return value
+
+
+def batch_layout(x, name: str) -> tuple[int, int]:
+    """The (H, W) dims of an image batch: uint8 means NHWC (B, H, W, 3), as MedMNIST
+    stores it; floating means NCHW (B, 3, H, W), as torch's layers take it."""
+    if not isinstance(x, torch.Tensor):
+        raise PathMNISTError(f"{name} got a {type(x).__name__}; pass a torch.Tensor batch.")
+    if x.dtype == torch.uint8 and x.ndim == 4 and x.shape[-1] == 3:
+        return 1, 2  # (B, H, W, 3)
+    if x.is_floating_point() and x.ndim == 4 and x.shape[1] == 3:
+        return 2, 3  # (B, 3, H, W)
+    raise PathMNISTError(
+        f"{name} got a {x.dtype} tensor of shape {tuple(x.shape)}; pass uint8 (B, H, W, 3) "
+        "or float (B, 3, H, W)."
+    )
+
+
+def cpu_generator(generator, name: str):
+    """`generator` if it is None or a CPU torch.Generator: random decisions are drawn on
+    the CPU, so a seed gives the same augmentation on any device."""
+    if generator is not None and (
+        not isinstance(generator, torch.Generator) or generator.device.type != "cpu"
+    ):
+        raise PathMNISTError(
+            f"{name} got the generator {generator!r}; pass a CPU torch.Generator or None "
+            "(decisions are drawn on the CPU so results do not depend on the device)."
+        )
+    return generator

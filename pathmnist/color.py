@@ -18,7 +18,8 @@ factors (float64 to 1e-12 without hue; float32 to 1e-5 with it), and by properti
 import torch
 
 from pathmnist import checks
-from pathmnist.dihedral import _check_generator, _to_device
+from pathmnist.checks import cpu_generator
+from pathmnist.device import decisions_to
 from pathmnist.stain import _constant, _float_batch
 
 # Which of v, p, q, t is R, G, B in each of the six hue sextants (torchvision's table).
@@ -90,7 +91,7 @@ class ColorJitter:
     def draw(self, n, generator=None):
         """(n, 4) float64 CPU factors (brightness, contrast, saturation, hue): the draws a
         call would make; an unused one is 1 (or hue 0)."""
-        _check_generator(generator, "ColorJitter")
+        cpu_generator(generator, "ColorJitter")
         u = torch.rand(n, 4, generator=generator, dtype=torch.float64)
         lo = torch.tensor([max(0.0, 1 - v) for v in self._scales()] + [-self.hue])
         hi = torch.tensor([1 + v for v in self._scales()] + [self.hue])
@@ -101,7 +102,7 @@ class ColorJitter:
 
     def __call__(self, x, generator=None):
         _float_batch(x, "ColorJitter")
-        factors = _to_device(self.draw(len(x), generator).to(x.dtype), x.device)
+        factors = decisions_to(self.draw(len(x), generator).to(x.dtype), x.device)
         f = factors[:, :, None, None, None]  # (B, 4, 1, 1, 1)
         if self.brightness:
             x = (x * f[:, 0]).clamp_(0, 1)

@@ -87,3 +87,11 @@ def fused_available(device: torch.device) -> bool:
     """Whether torch's fused Adam/SGD (one kernel for every parameter's update, instead of
     several per parameter) runs on `device`: CUDA, and recent torch on the CPU too."""
     return device.type == "cuda"
+
+
+def decisions_to(decisions, device):
+    """A small CPU tensor of random decisions on the batch's device, without waiting for
+    the GPU: a non_blocking copy from pinned host memory is asynchronous."""
+    if torch.device(device).type == "cuda":
+        decisions = decisions.pin_memory()
+    return decisions.to(device, non_blocking=True)

@@ -19,43 +19,15 @@ from numbers import Real
 
 import torch
 
+from pathmnist.checks import batch_layout, cpu_generator
+from pathmnist.device import decisions_to
 from pathmnist.errors import PathMNISTError
-
-
-def _layout(x, name):
-    """Return the (H, W) dims of a batch: uint8 is NHWC, floating is NCHW."""
-    if not isinstance(x, torch.Tensor):
-        raise PathMNISTError(f"{name} got a {type(x).__name__}; pass a torch.Tensor batch.")
-    if x.dtype == torch.uint8 and x.ndim == 4 and x.shape[-1] == 3:
-        return 1, 2  # (B, H, W, 3)
-    if x.is_floating_point() and x.ndim == 4 and x.shape[1] == 3:
-        return 2, 3  # (B, 3, H, W)
-    raise PathMNISTError(
-        f"{name} got a {x.dtype} tensor of shape {tuple(x.shape)}; pass uint8 (B, H, W, 3) "
-        "or float (B, 3, H, W)."
-    )
 
 
 def _check_p(p, name):
     if isinstance(p, bool) or not isinstance(p, Real) or not 0.0 <= p <= 1.0:
         raise PathMNISTError(f"{name} got p={p!r}; pass a probability in [0, 1].")
     return float(p)
-
-
-def _check_generator(generator, name):
-    if generator is not None and generator.device.type != "cpu":
-        raise PathMNISTError(
-            f"{name} got a generator on {generator.device}; pass a CPU torch.Generator "
-            "(decisions are drawn on the CPU so results do not depend on the device)."
-        )
-
-
-def _to_device(decisions, device):
-    """A small CPU tensor of decisions on the batch's device, without waiting for the GPU:
-    a non_blocking copy from pinned host memory is asynchronous."""
-    if device.type == "cuda":
-        decisions = decisions.pin_memory()
-    return decisions.to(device, non_blocking=True)
 
 
 def _flip(x, mask, dim, name):
@@ -68,7 +40,7 @@ def _flip(x, mask, dim, name):
         )
     # The mask lives on the CPU, so the CPU knows which samples to touch without asking
     # the GPU. Only the chosen samples are read, flipped and written back.
-    chosen = _to_device(mask.nonzero().view(-1), x.device)
+    chosen = decisions_to(mask.nonzero().view(-1), x.device)
     return x.index_copy(0, chosen, x.index_select(0, chosen).flip(dim))
 
 
@@ -78,13 +50,13 @@ def _flip(x, mask, dim, name):
 
 def hflip(x, mask):
     """Mirror left-right the samples where the (B,) bool `mask` is True."""
-    _, w = _layout(x, "hflip")
+    _, w = batch_layout(x, "hflip")
     return _flip(x, mask, w, "hflip")
 
 
 def vflip(x, mask):
     """Mirror top-bottom the samples where the (B,) bool `mask` is True."""
-    h, _ = _layout(x, "vflip")
+    h, _ = batch_layout(x, "vflip")
     return _flip(x, mask, h, "vflip")
 
 
@@ -94,7 +66,7 @@ _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int6
 def rot90(x, k, *, _name="rot90"):
     """Rotate sample i by k[i] * 90 degrees counter-clockwise (as torch.rot90 and
     torchvision's rotate(angle=90 * k) do); `k` is an int or an integer (B,) tensor."""
-    h, w = _layout(x, _name)
+    h, w = batch_layout(x, _name)
     if x.shape[h] != x.shape[w]:
         raise PathMNISTError(
             f"{_name} got {x.shape[h]}x{x.shape[w]} images; 90-degree rotations need square "
@@ -113,7 +85,7 @@ def rot90(x, k, *, _name="rot90"):
     # (On one CPU thread, 2-9x faster at 28-128 px than selecting among four torch.rot90s.)
     grid = torch.arange(side * side, device=x.device).view(side, side)
     table = torch.stack([torch.rot90(grid, r).reshape(-1) for r in range(4)])  # (4, S*S)
-    index = table[_to_device((k.expand(b) % 4).long(), x.device)]  # (B, S*S)
+    index = table[decisions_to((k.expand(b) % 4).long(), x.device)]  # (B, S*S)
     if x.dtype == torch.uint8:  # (B, S, S, 3): pixels along dim 1 of (B, S*S, 3)
         flat = x.reshape(b, side * side, 3).gather(1, index[:, :, None].expand(-1, -1, 3))
     else:  # (B, 3, S, S): pixels along dim 2 of (B, 3, S*S)
@@ -129,11 +101,11 @@ class _RandomFlip:
 
     def draw(self, n, generator=None):
         """The (n,) bool CPU mask of samples to flip; the draws a call would make."""
-        _check_generator(generator, type(self).__name__)
+        cpu_generator(generator, type(self).__name__)
         return torch.rand(n, generator=generator) < self.p
 
     def __call__(self, x, generator=None):
-        _layout(x, type(self).__name__)
+        batch_layout(x, type(self).__name__)
         return self._op(x, self.draw(len(x), generator))
 
     def __repr__(self):
@@ -160,11 +132,11 @@ class RandomRot90:
 
     def draw(self, n, generator=None):
         """The (n,) int64 CPU tensor of quarter turns; the draws a call would make."""
-        _check_generator(generator, "RandomRot90")
+        cpu_generator(generator, "RandomRot90")
         return torch.randint(0, 4, (n,), generator=generator)
 
     def __call__(self, x, generator=None):
-        _layout(x, "RandomRot90")
+        batch_layout(x, "RandomRot90")
         return rot90(x, self.draw(len(x), generator), _name="RandomRot90")
 
     def __repr__(self):
@@ -201,14 +173,14 @@ class RandomDihedral:
         return self._tables[(side, device)]
 
     def __call__(self, x, generator=None):
-        h, w = _layout(x, "RandomDihedral")
+        h, w = batch_layout(x, "RandomDihedral")
         if x.shape[h] != x.shape[w]:
             raise PathMNISTError(
                 f"RandomDihedral got {x.shape[h]}x{x.shape[w]} images; 90-degree rotations "
                 "need square images, so resize them to a square first."
             )
         b, side = len(x), x.shape[h]
-        codes = _to_device(self.draw(b, generator), x.device)
+        codes = decisions_to(self.draw(b, generator), x.device)
         index = self._table(side, x.device)[codes]  # (B, S*S)
         if x.dtype == torch.uint8:  # (B, S, S, 3): pixels along dim 1 of (B, S*S, 3)
             flat = x.reshape(b, side * side, 3).gather(1, index[:, :, None].expand(-1, -1, 3))

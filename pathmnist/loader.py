@@ -66,7 +66,7 @@ class BatchLoader:
         self.images = images.to(self.device) if self.on_device else images
         labels = torch.from_numpy(imageset.labels).to(torch.int64)  # (N,)
         self.labels = labels.to(self.device) if self.on_device else labels
-        self._pinned = None  # Reused pinned buffers for the host path: (images, labels).
+        self._pinned = None  # Two pinned (images, labels, event) buffers for the host path.
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose permutation (and augmentation draws) the next pass uses."""
@@ -78,20 +78,32 @@ class BatchLoader:
         return -(-self.num_samples // self.batch_size)
 
     def _host_batch(self, idx):
-        """Gather a batch into pinned memory and start its copy to the GPU."""
+        """Gather a batch into pinned memory and start its copy to the GPU.
+
+        Two pinned buffers take turns, each with a CUDA event recorded after its copy: the
+        gather of batch i+1 waits only until batch i-1's copy out of the same buffer has
+        ended, never for the GPU's compute, so copies overlap the training step."""
         n = len(idx)
-        if self._pinned is None or len(self._pinned[0]) < n:
+        if self._pinned is None:
             shape = (self.batch_size, *self.images.shape[1:])
-            self._pinned = (
-                torch.empty(shape, dtype=torch.uint8).pin_memory(),
-                torch.empty(self.batch_size, dtype=torch.int64).pin_memory(),
-            )
-        # One buffer is reused: wait until the previous batch's copy out of it has ended.
-        torch.cuda.current_stream(self.device).synchronize()
-        x, y = self._pinned[0][:n], self._pinned[1][:n]
+            self._pinned = [
+                (
+                    torch.empty(shape, dtype=torch.uint8).pin_memory(),
+                    torch.empty(self.batch_size, dtype=torch.int64).pin_memory(),
+                    torch.cuda.Event(),
+                )
+                for _ in range(2)
+            ]
+            self._turn = 0
+        images, labels, copied = self._pinned[self._turn]
+        self._turn ^= 1
+        copied.synchronize()  # This buffer's previous copy has left it (no-op the first time).
+        x, y = images[:n], labels[:n]
         torch.index_select(self.images, 0, idx, out=x)
         torch.index_select(self.labels, 0, idx, out=y)
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        copied.record()
+        return x, y
 
     def __iter__(self):
         n, b = self.num_samples, self.batch_size

@@ -34,17 +34,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pathmnist.checks import real, whole
+from pathmnist.checks import cpu_generator, real, whole
 from pathmnist.errors import PathMNISTError
-
-
-def _check_generator(generator):
-    if generator is not None and (
-        not isinstance(generator, torch.Generator) or generator.device.type != "cpu"
-    ):
-        raise PathMNISTError(
-            "the mixing transforms draw on the CPU; pass a CPU torch.Generator or None."
-        )
 
 
 def _check_batch(x, y, num_classes):
@@ -102,7 +93,7 @@ class MixUp(_Mixing):
     def draw(self, n, generator=None):
         """(lam, perm): lam ~ Beta(alpha, alpha) as a float, perm a CPU permutation of n."""
         n = whole(n, "n", 1)
-        _check_generator(generator)
+        cpu_generator(generator, type(self).__name__)
         lam = self._lam(generator)
         return lam, torch.randperm(n, generator=generator)
 
@@ -127,7 +118,7 @@ class CutMix(_Mixing):
         """(lam, perm, box) for images of size (H, W): box = (x1, y1, x2, y2) in pixels
         (half-open), lam = 1 - box area / (H W), the fraction of each image kept."""
         n = whole(n, "n", 1)
-        _check_generator(generator)
+        cpu_generator(generator, type(self).__name__)
         h, w = (whole(s, "size", 1) for s in size)
         lam = self._lam(generator)
         # Box centre uniform over the pixels (torchvision draws x first, then y).

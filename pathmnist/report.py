@@ -74,6 +74,17 @@ def compare(name_a, ev_a, name_b, ev_b) -> dict:
     }
 
 
+def carried(comparison: dict | None, alpha: float = 0.05) -> str:
+    """Lesson 3's rule, fixed before the test split is opened: carry the tuned model only
+    if `compare("tuned", ..., "baseline", ...)` on validation shows it better by more than
+    the noise (McNemar p < alpha); otherwise the baseline, the simpler choice. No
+    comparison (no baseline given): the tuned model."""
+    if comparison is None:
+        return "tuned"
+    better = comparison["accuracy_difference"] > 0 and comparison["mcnemar_p"] < alpha
+    return "tuned" if better else "baseline"
+
+
 def format_rounds(result) -> str:
     """Successive halving's rounds (a `halving.HalvingResult` over the search space) as
     Markdown: one line per round with its budget and the scores of its candidates."""

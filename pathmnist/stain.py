@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from pathmnist import checks
-from pathmnist.dihedral import _check_generator, _layout, _to_device
+from pathmnist.checks import batch_layout, cpu_generator
+from pathmnist.device import decisions_to
 from pathmnist.errors import PathMNISTError
 
 # skimage.color's matrix (rows: the OD vectors of haematoxylin, eosin, DAB in R, G, B).
@@ -42,7 +43,7 @@ MAX_FIT_PIXELS = 1 << 22
 
 def _float_batch(x, name):
     """Refuse anything but a float (B, 3, H, W) batch (uint8 needs ToFloat first)."""
-    if _layout(x, name) != (2, 3):
+    if batch_layout(x, name) != (2, 3):
         raise PathMNISTError(f"{name} got a {x.dtype} batch; apply ToFloat first.")
 
 
@@ -102,13 +103,13 @@ class HEDJitter:
 
     def draw(self, n, generator=None):
         """(scale, shift), each (n, 3) float64 on the CPU: the draws a call would make."""
-        _check_generator(generator, "HEDJitter")
+        cpu_generator(generator, "HEDJitter")
         u = torch.rand(n, 2, 3, generator=generator, dtype=torch.float64) * 2 - 1
         return 1 + self.sigma * u[:, 0], self.sigma * u[:, 1]
 
     def __call__(self, x, generator=None):
         _float_batch(x, "HEDJitter")
-        scale, shift = (_to_device(t.to(x.dtype), x.device)[:, :, None, None]
+        scale, shift = (decisions_to(t.to(x.dtype), x.device)[:, :, None, None]
                         for t in self.draw(len(x), generator))  # fmt: skip
         return _combine(_separate(x) * scale + shift)  # (B, 3, H, W)
 
@@ -188,7 +189,7 @@ def fit_macenko(images, Io=240, alpha=1, beta=0.15):
     pixels, every k-th pixel is used. Returns CPU tensors."""
     io, alpha, beta = _macenko_args(Io, alpha, beta)
     x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
-    if _layout(x, "fit_macenko") == (1, 2):
+    if batch_layout(x, "fit_macenko") == (1, 2):
         pixels = x.reshape(-1, 3)  # (P, 3) uint8, a view
     else:
         pixels = x.permute(0, 2, 3, 1).reshape(-1, 3)  # (P, 3) in [0, 1]

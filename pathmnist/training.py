@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pathmnist import checkpoints, dihedral, losses, metrics, mixing, rundir
+from pathmnist import checkpoints, dihedral, losses, metrics, mixing, rundir, stain
 from pathmnist.config import MONITORS, TrainConfig, seed_everything
 from pathmnist.data import ImageSet
 from pathmnist.device import configure_backends, fused_available, resolve_device, resolve_precision
@@ -63,11 +63,10 @@ def build_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
 def forward(model, x, precision):
     """Logits in float32: the features under bf16 autocast (channels_last) if asked, the
     classifier `fc` outside autocast in float32."""
-    net = getattr(model, "_orig_mod", model)  # torch.compile wraps; fc is the same module.
-    features = getattr(model, "features_fn", net.features)
+    features = getattr(model, "features_fn", model.features)  # Compiled by fit's --compile.
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         f = features(x)  # (B, 512), bfloat16 under autocast
-    return net.fc(f.float())  # (B, C) float32
+    return model.fc(f.float())  # (B, C) float32
 
 
 def train_one_epoch(
@@ -176,6 +175,16 @@ def _check_splits(train, val) -> None:
         )
 
 
+def _diverged(split, loss, epoch, lr, rows) -> PathMNISTError:
+    """The sentence for a loss that became NaN or infinite; the run files stay as the last
+    finished epoch wrote them."""
+    kept = f"best.pt and history.csv keep epoch {len(rows)}" if rows else "no epoch ended"
+    return PathMNISTError(
+        f"the {split} loss became {loss} in epoch {epoch}: the learning rate {lr:g} is likely "
+        f"too high; lower --lr ({kept})."
+    )
+
+
 def _prepare(config, train, val, out_dir, resume, overwrite):
     """Check everything, then start or resume the run folder; return (info, saved)."""
     data = {"train": checkpoints.data_identity(train), "val": checkpoints.data_identity(val)}
@@ -184,15 +193,13 @@ def _prepare(config, train, val, out_dir, resume, overwrite):
     saved = checkpoints.open_run(out_dir, config.to_dict(), data) if resume and not fresh else None
     rundir.start(out_dir, resume, overwrite)
     if saved:
-        mean, std, stain = saved["mean"], saved["std"], saved.get("stain")
+        mean, std, stain_target = saved["mean"], saved["std"], saved.get("stain")
     else:
         mean, std = channel_stats(train)
-        stain = None
+        stain_target = None  # Macenko's target stain, fitted on the training split.
         if config.stain_normalize:
-            from pathmnist.stain import fit_macenko  # Lesson 4's tool.
-
-            stains, max_conc = fit_macenko(train.images)
-            stain = {"stains": stains.tolist(), "max_conc": max_conc.tolist()}
+            stains, max_conc = stain.fit_macenko(train.images)
+            stain_target = {"stains": stains.tolist(), "max_conc": max_conc.tolist()}
     info = {
         "config": config.to_dict(),
         "num_classes": train.num_classes,
@@ -201,7 +208,7 @@ def _prepare(config, train, val, out_dir, resume, overwrite):
         "class_names": list(train.class_names),
         "mean": list(mean),
         "std": list(std),
-        "stain": stain,
+        "stain": stain_target,
     }
     return info, saved
 
@@ -289,15 +296,11 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
             train_loss, train_acc = train_one_epoch(
                 model, train_loader, optimizer, precision, bar, loss_fn, mix
             )
-        kept = f"best.pt and history.csv keep epoch {len(rows)}" if rows else "no epoch ended"
-        if math.isfinite(train_loss):
-            ev = evaluate(model, val_loader, precision, tta=config.tta)
-        if not math.isfinite(train_loss) or not math.isfinite(ev.loss):
-            what = "training loss" if not math.isfinite(train_loss) else "validation loss"
-            raise PathMNISTError(
-                f"the {what} became {train_loss if what[0] == 't' else ev.loss} in epoch "
-                f"{epoch}: the learning rate {lr:g} is likely too high; lower --lr ({kept})."
-            )
+        if not math.isfinite(train_loss):
+            raise _diverged("training", train_loss, epoch, lr, rows)
+        ev = evaluate(model, val_loader, precision, tta=config.tta)
+        if not math.isfinite(ev.loss):
+            raise _diverged("validation", ev.loss, epoch, lr, rows)
         rows.append(
             {
                 "epoch": epoch,

@@ -24,7 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pathmnist.dihedral import RandomDihedral, _layout
+from pathmnist import color
+from pathmnist import stain as stain_tools  # `stain` is build_transforms' argument.
+from pathmnist.checks import batch_layout
+from pathmnist.config import parse_augment
+from pathmnist.dihedral import RandomDihedral
 from pathmnist.errors import PathMNISTError
 
 
@@ -36,7 +40,7 @@ class ToFloat:
     avoids copying every batch to NCHW and back. The logical shape is NCHW as usual."""
 
     def __call__(self, x, generator=None):
-        if _layout(x, "ToFloat") != (1, 2):
+        if batch_layout(x, "ToFloat") != (1, 2):
             raise PathMNISTError(f"ToFloat got {x.dtype}; pass the uint8 (B, H, W, 3) batch.")
         # One pass: the cast and torchvision's to_dtype(scale=True) factor 1 / 255.
         return torch.mul(x.permute(0, 3, 1, 2), 1.0 / 255)  # (B, 3, H, W) float32
@@ -74,7 +78,7 @@ class Normalize:
         return {"mean": self.mean, "std": self.std, "_tensors": {}}
 
     def _stats(self, x, name):
-        _layout(x, name)
+        batch_layout(x, name)
         if not x.is_floating_point():
             raise PathMNISTError(
                 f"{name} got a {x.dtype} batch; apply ToFloat first to get float (B, 3, H, W)."
@@ -123,7 +127,7 @@ class NormalizeUint8:
         return {"normalize": self.normalize, "_tensors": {}}
 
     def __call__(self, x, generator=None):
-        if _layout(x, "NormalizeUint8") != (1, 2):
+        if batch_layout(x, "NormalizeUint8") != (1, 2):
             raise PathMNISTError(
                 f"NormalizeUint8 got {x.dtype}; pass the uint8 (B, H, W, 3) batch."
             )
@@ -198,7 +202,7 @@ class Resize:
         self.size = (int(pair[0]), int(pair[1]))
 
     def __call__(self, x, generator=None):
-        h, w = _layout(x, "Resize")
+        h, w = batch_layout(x, "Resize")
         if (x.shape[h], x.shape[w]) == self.size:
             return x
         y = x.permute(0, 3, 1, 2).float() if x.dtype == torch.uint8 else x  # (B, 3, H, W)
@@ -243,10 +247,6 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
     and commute with the resize; the stain and colour jitters run on float [0, 1] images,
     after the Macenko mapping and before Normalize.
     """
-    from pathmnist import color  # Here: both import this module's helpers.
-    from pathmnist import stain as stain_tools
-    from pathmnist.config import parse_augment
-
     augment = parse_augment(augment)
     head = [ToFloat()] + ([Resize(size)] if size is not None else [])
     if stain is not None:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from pathmnist import checks
@@ -183,3 +183,31 @@ def test_flag_returns_bools(value):
 def test_flag_refuses_truthy_values(value):
     """0, 1, "yes" and None are refused: a flag is exactly True or False."""
     assert "use True or False" in refused(lambda: checks.flag(value, NAME), value)
+
+
+@settings(deadline=None, max_examples=25)
+@given(b=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6))
+def test_batch_layout_names_the_spatial_dims_of_either_layout(b, h, w):
+    """uint8 (B, H, W, 3) is NHWC, float (B, 3, H, W) is NCHW; anything else is refused
+    with one sentence naming the caller."""
+    import torch
+
+    assert checks.batch_layout(torch.zeros(b, h, w, 3, dtype=torch.uint8), "t") == (1, 2)
+    assert checks.batch_layout(torch.zeros(b, 3, h, w), "t") == (2, 3)
+    for bad in (torch.zeros(b, h, w, 3), torch.zeros(b, 3, h, w, dtype=torch.uint8)):
+        if bad.shape[1] == 3 and bad.shape[-1] == 3:
+            continue  # A 3x3 image is ambiguous by shape alone; the dtype decides.
+        with pytest.raises(PathMNISTError, match=r"^t got"):
+            checks.batch_layout(bad, "t")
+    with pytest.raises(PathMNISTError, match=r"pass a torch\.Tensor"):
+        checks.batch_layout([[1]], "t")
+
+
+def test_cpu_generator_accepts_none_or_a_cpu_generator_only():
+    """Random decisions are drawn on the CPU: None and a CPU generator pass, others not."""
+    import torch
+
+    g = torch.Generator()
+    assert checks.cpu_generator(g, "t") is g and checks.cpu_generator(None, "t") is None
+    with pytest.raises(PathMNISTError, match=r"CPU torch\.Generator"):
+        checks.cpu_generator(0, "t")

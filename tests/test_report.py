@@ -177,3 +177,15 @@ def test_format_results_lists_every_trial():
     assert len(table) == 4
     assert table[2].startswith("| 1 | 0.001 | 3 | 2 | 0.8500 | [")
     assert table[3] == "| 2 | 0.01 | 3 | 1 | 0.5000 | n/a (1 seed) | 0.3000 | 1 |"
+
+
+def test_carried_keeps_the_baseline_unless_tuned_is_better_beyond_the_noise():
+    """The tuned model is carried only when it is ahead on validation with McNemar p below
+    alpha; ahead within the noise, or behind, carries the baseline; no baseline, tuned."""
+    assert report.carried(None) == "tuned"
+    assert report.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.01}) == "tuned"
+    assert report.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.2}) == "baseline"
+    assert report.carried({"accuracy_difference": -0.02, "mcnemar_p": 0.01}) == "baseline"
+    assert report.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.04}, alpha=0.01) == (
+        "baseline"
+    )
