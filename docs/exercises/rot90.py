@@ -3,7 +3,7 @@
 Write `rot90(x, k)` for `pathmnist.dihedral`: turn sample i of the batch by k[i] * 90
 degrees counter-clockwise, as `torch.rot90(sample, k[i])` and torchvision's
 `rotate(angle=90 * k[i])` turn it. `x` is a uint8 (B, H, W, 3) batch or a float
-(B, 3, H, W) one (the course's layout rule; `_layout(x, _name)` returns the two image
+(B, 3, H, W) one (the course's layout rule; `checks.batch_layout(x, _name)` returns the two image
 dims); `k` is a Python int (the same turn for every sample) or an integer tensor of shape
 (B,), of any integer dtype, possibly negative. Return a batch of the same shape, dtype
 and layout. `RandomRot90` calls this function with the turns it drew, so once yours is
@@ -24,7 +24,7 @@ own (chapter 3): why is it faster on a GPU?
 
 import torch  # noqa: F401 - yours will need it.
 
-from pathmnist.dihedral import _layout
+from pathmnist.checks import batch_layout
 
 REPLACES = {"pathmnist.dihedral.rot90": "rot90"}
 ORACLE_TESTS = (
@@ -37,6 +37,6 @@ ORACLE_TESTS = (
 
 def rot90(x, k, *, _name="rot90"):
     """Sample i of `x` turned by k[i] * 90 degrees counter-clockwise; same shape and dtype."""
-    h, w = _layout(x, _name)  # noqa: RUF059 - (1, 2) for uint8 NHWC, (2, 3) for float NCHW
+    h, w = batch_layout(x, _name)  # noqa: RUF059 - (1, 2) for uint8 NHWC, (2, 3) for float NCHW
     # YOUR CODE HERE
     raise NotImplementedError("write rot90: see docs/exercises/rot90.py")

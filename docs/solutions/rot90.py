@@ -8,7 +8,7 @@ one gather through a table of the four pixel permutations.
 
 import torch
 
-from pathmnist.dihedral import _layout
+from pathmnist.checks import batch_layout
 
 REPLACES = {"pathmnist.dihedral.rot90": "rot90"}
 ORACLE_TESTS = (
@@ -21,7 +21,7 @@ ORACLE_TESTS = (
 
 def rot90(x, k, *, _name="rot90"):
     """Sample i of `x` turned by k[i] * 90 degrees counter-clockwise; same shape and dtype."""
-    h, w = _layout(x, _name)  # (1, 2) for uint8 NHWC, (2, 3) for float NCHW
+    h, w = batch_layout(x, _name)  # (1, 2) for uint8 NHWC, (2, 3) for float NCHW
     turns = torch.as_tensor(k).expand(len(x)) % 4  # (B,): negative turns wrap round
     # In a sample the batch dim is gone, so its image dims are h - 1 and w - 1.
     turned = [
