@@ -3,7 +3,7 @@
 Each benchmark owns the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`,
 so benchmarks can be rerun one at a time without touching each other's numbers, and the
 hand-written "how to read this" text above the first section stays as it is. A new file
-starts with HEADER. The file is replaced atomically (pathmnist.io.write_text).
+starts with HEADER. The file is replaced atomically (pathmnist.files.write_text).
 """
 
 import datetime
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from pathmnist.io import write_text
+from pathmnist.files import write_text
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = (

@@ -1,4 +1,4 @@
-"""Training-step speed of pathmnist.resnet.resnet18 against torchvision.models.resnet18.
+"""Training-step speed of pathmnist.model.resnet.resnet18 against torchvision.models.resnet18.
 
 Both models hold the same weights (ours loads torchvision's state_dict) and run a
 forward + cross-entropy + backward step on the same float32 batch (default 128 images,
@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # For _results, from any cwd.
 from _results import write_section
 
-from pathmnist import resnet
+from pathmnist.model import resnet
 
 MIN_RATIO = 0.98  # Same kernels: a larger gap means our module adds work.
 

@@ -1,4 +1,4 @@
-"""Synthetic PathMNIST generation speed: pathmnist.synthetic.generate at 64x64 against
+"""Synthetic PathMNIST generation speed: pathmnist.data.synthetic.generate at 64x64 against
 the 5,000 images/s target (2 CPU cores), with the cost of merely allocating the same
 uint8 arrays and writing them with np.savez_compressed for context.
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # For _results, from a
 
 from _results import write_section
 
-from pathmnist import synthetic
+from pathmnist.data import synthetic
 
 TARGET = 5000.0  # Images per second at 64x64 on 2 CPU cores (the issue's requirement).
 

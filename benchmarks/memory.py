@@ -1,8 +1,8 @@
 """Peak memory of loading a training split and building its BatchLoader, at 64 and 224 px.
 
 Each measurement runs in a fresh Python process (`--child`), so its peak is its own: the
-process imports torch and pathmnist, reads the split with `pathmnist.data.load_split`,
-builds a `pathmnist.loader.BatchLoader` on the device and draws two batches, then reports
+process imports torch and pathmnist, reads the split with `pathmnist.data.dataset.load_split`,
+builds a `pathmnist.data.loader.BatchLoader` on the device and draws two batches, then reports
 
 * peak host RSS: `resource.getrusage(RUSAGE_SELF).ru_maxrss` (KiB on Linux), and the
   same right after the imports (and CUDA's start), the floor every run pays;
@@ -41,9 +41,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # For the modules beside it.
 from _results import RESULTS, write_section
 
-from pathmnist.data import load_split
+from pathmnist.data.dataset import load_split
+from pathmnist.data.loader import BatchLoader
 from pathmnist.device import resolve_device
-from pathmnist.loader import BatchLoader
 
 TRAIN_IMAGES = 89_996  # PathMNIST's training split (medmnist.INFO["pathmnist"]["n_samples"]).
 SMALL_SPLIT = 9  # val and test: one image per class, enough for load_split's label checks.

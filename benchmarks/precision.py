@@ -23,8 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _results import machine, write_section
 
-from pathmnist import data, synthetic, training
 from pathmnist.config import TrainConfig
+from pathmnist.data import dataset as data
+from pathmnist.data import synthetic
+from pathmnist.training import loop
+from pathmnist.training.fit import fit
 
 
 def ties(probs) -> int:
@@ -44,9 +47,9 @@ def main(argv=None) -> int:
         for precision in ("fp32", "bf16"):
             config = TrainConfig(epochs=args.epochs, precision=precision, patience=args.epochs)
             start = time.perf_counter()
-            history = training.fit(config, train, val, Path(tmp) / precision, quiet=True)
+            history = fit(config, train, val, Path(tmp) / precision, quiet=True)
             seconds = time.perf_counter() - start
-            ev = training.evaluate_imageset(history.model, val, history.eval_transform, config)
+            ev = loop.evaluate_imageset(history.model, val, history.eval_transform, config)
             rows[precision] = (ev.accuracy, ev.macro_auc, ties(ev.probs), seconds)
             print(precision, rows[precision], flush=True)
     (a32, u32, t32, s32), (a16, u16, t16, s16) = rows["fp32"], rows["bf16"]

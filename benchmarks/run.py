@@ -2,18 +2,18 @@
 
 Every figure is a ratio of two measurements taken in one run, on the same data and
 machine: ours (pathmnist's BatchLoader, batched transforms, from-scratch ResNet-18 and
-`training.fit`) against `seed_reference` (medmnist's PIL dataset, torchvision's ToTensor
+`fit`) against `seed_reference` (medmnist's PIL dataset, torchvision's ToTensor
 and Normalize, a DataLoader, torchvision's ResNet-18 in fp32). Each repeat runs ours and
 the reference back to back, and the order flips every repeat (ours, reference, reference,
 ours, ...) so that a drift in the machine's load falls on both alike; the table holds
 medians. The rows:
 
 * input pipeline: one epoch of batches, from uint8 arrays to normalised device tensors;
-* training step: `training.train_one_epoch` against the seed's step, on the same images
+* training step: `loop.train_one_epoch` against the seed's step, on the same images
   already on the device (forward, loss, backward, optimizer, and each loop's bookkeeping);
-* one epoch of `training.fit` (train + validation + checkpoints, setup included), with
+* one epoch of `fit` (train + validation + checkpoints, setup included), with
   precision "auto" and with fp32, against the seed's epoch (`seed_reference.seed_epoch`);
-* evaluation: `training.evaluate` against the seed's validation pass;
+* evaluation: `loop.evaluate` against the seed's validation pass;
 * macro AUC: `metrics.macro_auc` against sklearn's `roc_auc_score(multi_class="ovr")`;
 * with --compile: an epoch of `fit(compile=True)` after compiling, against eager `fit`.
 
@@ -47,13 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # For the modules besi
 import seed_reference as ref
 from _results import RESULTS, cores, cpu_flags, cpu_model, write_section
 
-from pathmnist import metrics, synthetic, training
+from pathmnist.augment.transforms import build_transforms, channel_stats
 from pathmnist.config import TrainConfig
-from pathmnist.data import CLASS_NAMES, ImageSet
+from pathmnist.data import synthetic
+from pathmnist.data.dataset import CLASS_NAMES, ImageSet
+from pathmnist.data.loader import BatchLoader
 from pathmnist.device import resolve_device, resolve_precision
-from pathmnist.loader import BatchLoader
-from pathmnist.resnet import build
-from pathmnist.transforms import build_transforms, channel_stats
+from pathmnist.evaluation import metrics
+from pathmnist.model.resnet import build
+from pathmnist.training import loop, prepare
 
 # --quick takes about a minute on 2 busy cores; the default 5-8 minutes. Batch 128 is the
 # seed's baseline; --quick uses 32 so that its few images still make several batches.
@@ -131,7 +133,7 @@ def measure(args, device, precision, train, val, work):
     b, mean, std = args.batch_size, *channel_stats(train)
     train_tf, eval_tf = build_transforms(mean, std)  # The seed's baseline: no augmentation.
     ours_train = BatchLoader(train, b, shuffle=True, transform=train_tf, device=device)
-    ours_val = BatchLoader(val, training.EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf,
+    ours_val = BatchLoader(val, loop.EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf,
                            device=device)  # fmt: skip
     ref_train = ref.seed_loader(train.images, train.labels, mean, std, True, b)
     ref_val = ref.seed_loader(val.images, val.labels, mean, std, False, b)
@@ -150,9 +152,9 @@ def measure(args, device, precision, train, val, work):
     ours_model = build("resnet18", num_classes=train.num_classes).to(device)
     if precision == "bf16":
         ours_model = ours_model.to(memory_format=torch.channels_last)
-    ours_opt = training.build_optimizer(TrainConfig(), ours_model)
+    ours_opt = prepare.build_optimizer(TrainConfig(), ours_model)
     ref_model, criterion, ref_opt, _ = ref.seed_model(device, train.num_classes)
-    ours_forward = lambda x: training.forward(ours_model, x, precision)
+    ours_forward = lambda x: loop.forward(ours_model, x, precision)
 
     def ref_steps(batches):
         for x, y in batches:
@@ -166,14 +168,14 @@ def measure(args, device, precision, train, val, work):
     def fit(p, compile=False, epochs=args.epochs):  # patience = epochs: every epoch runs.
         config = TrainConfig(epochs=epochs, patience=epochs, batch_size=b, device=device.type,
                              precision=p, compile=compile)  # fmt: skip
-        return training.fit(config, train, val, work / "ours", quiet=True, overwrite=True)
+        return fit(config, train, val, work / "ours", quiet=True, overwrite=True)
 
     def seed():
         return ref.seed_epoch(train.images, train.labels, val.images, val.labels, device,
                               work, args.epochs, mean, std, b)  # fmt: skip
 
     # Warm-up, untimed: lazy initialisation, cuDNN's algorithm search, allocator growth.
-    training.train_one_epoch(ours_model, Batches(ours_batches.batches[:1], device), ours_opt,
+    loop.train_one_epoch(ours_model, Batches(ours_batches.batches[:1], device), ours_opt,
                              precision)  # fmt: skip
     ref_steps(ref_batches[:1])
     forward_only(ours_model, ours_val_batches[:1], ours_forward)
@@ -181,11 +183,11 @@ def measure(args, device, precision, train, val, work):
 
     pairs = {  # key: (ours, reference), zero-argument callables
         "input": (lambda: drain(device, ours_train), lambda: drain(device, ref_train, True)),
-        "step": (lambda: training.train_one_epoch(ours_model, ours_batches, ours_opt, precision),
+        "step": (lambda: loop.train_one_epoch(ours_model, ours_batches, ours_opt, precision),
                  lambda: ref_steps(ref_batches)),
         "forward": (lambda: forward_only(ours_model, ours_val_batches, ours_forward),
                     lambda: forward_only(ref_model, ref_val_batches, ref_model)),
-        "eval": (lambda: training.evaluate(ours_model, ours_val, precision),
+        "eval": (lambda: loop.evaluate(ours_model, ours_val, precision),
                  lambda: ref.seed_validate(ref_model, criterion, ref_val, device)),
         "auc": (lambda: metrics.macro_auc(labels, probs), sk_auc),
         "fit": (lambda: fit(precision), seed),

@@ -13,7 +13,10 @@ figures/). The test split stays untouched until lesson 3.
 # %% Imports
 from pathlib import Path
 
-from pathmnist import cli, report, training
+from pathmnist import cli
+from pathmnist.report import run_report, tables
+from pathmnist.training import loop
+from pathmnist.training.fit import fit
 
 
 # %% The run
@@ -28,17 +31,17 @@ def main(argv=None):
         f"{train.image_size}x{train.image_size}; writing to {out}"
     )
 
-    history = training.fit(
+    history = fit(
         config, train, val, out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
     )
     evaluations = {
-        "val": training.evaluate_imageset(history.model, val, history.eval_transform, config)
+        "val": loop.evaluate_imageset(history.model, val, history.eval_transform, config)
     }
 
     # %% The run directory: metrics, figures, report
-    report.write_metrics(out, evaluations)
-    figures = report.save_figures(out, history, evaluations, train.class_names, images=train)
-    report.write_report(
+    run_report.write_metrics(out, evaluations)
+    figures = run_report.save_figures(out, history, evaluations, train.class_names, images=train)
+    run_report.write_report(
         out,
         "Lesson 1: baseline",
         config=config,
@@ -47,7 +50,7 @@ def main(argv=None):
         class_names=train.class_names,
         figures=figures,
     )
-    print(report.format_table(evaluations, history))
+    print(tables.format_table(evaluations, history))
 
 
 if __name__ == "__main__":

@@ -14,16 +14,18 @@ report.md, a chart of the trials and best_config.json, which lesson 3 reads.
 import dataclasses
 from pathlib import Path
 
-from pathmnist import cli, plots, report, tuning
+from pathmnist import cli
 from pathmnist.errors import PathMNISTError
-from pathmnist.io import write_json
+from pathmnist.files import write_json
+from pathmnist.report import plots, run_report, tables
+from pathmnist.studies import folder, grid, halving
 
 
 # %% The search
 def main(argv=None):
     p = cli.parser(__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=1, help="seeds per trial (default 1)")
-    p.add_argument("--strategy", choices=list(tuning.STRATEGIES), default="grid")
+    p.add_argument("--strategy", choices=list(grid.STRATEGIES), default="grid")
     p.add_argument("--eta", type=int, default=3, help="halving: keep the best 1/eta (default 3)")
     p.add_argument("--max-epochs", type=int, default=9, help="halving: the last round's epochs")
     args = p.parse_args(argv)
@@ -46,11 +48,11 @@ def main(argv=None):
         quiet=args.quiet,
     )
     if args.strategy == "grid":
-        summary = tuning.grid_search(tuning.DEFAULT_SPACE, train, val, out, epochs, **common)
+        summary = grid.grid_search(grid.DEFAULT_SPACE, train, val, out, epochs, **common)
         rounds = None
     else:
-        summary, rounds = tuning.halving_search(
-            tuning.DEFAULT_SPACE,
+        summary, rounds = halving.halving_search(
+            grid.DEFAULT_SPACE,
             train,
             val,
             out,
@@ -66,17 +68,17 @@ def main(argv=None):
     best = summary[0]
     write_json(out / "best_config.json", dataclasses.replace(base, **best["params"]).to_dict())
     chart = plots.trials_bar(summary, out / "figures" / "trials.png")
-    table = report.format_results(summary)
-    rows = tuning.read_results(out / "results.csv")
-    spent = tuning.compute(rows, len(train))
+    table = tables.format_results(summary)
+    rows = folder.read_results(out / "results.csv")
+    spent = grid.compute(rows, len(train))
     sections = [
         f"## Results (best first)\n\n{table}",
         f"Compute: {spent:,} image-epochs over {len(rows)} runs.",
         f"Best: `{best['params']}` -> best_config.json",
     ]
     if rounds is not None:
-        sections.insert(0, report.format_rounds(rounds))
-    report.write_report(
+        sections.insert(0, tables.format_rounds(rounds))
+    run_report.write_report(
         out, "Lesson 2: tuning", config=base, figures={"Trials": chart}, sections=sections
     )
     print(table)

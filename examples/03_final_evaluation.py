@@ -15,8 +15,12 @@ test.
 # %% Imports
 from pathlib import Path
 
-from pathmnist import checkpoints, cli, report, stats, training
+from pathmnist import cli
 from pathmnist.config import TrainConfig
+from pathmnist.evaluation import decision, stats
+from pathmnist.report import run_report, tables
+from pathmnist.training import inference, loop
+from pathmnist.training.fit import fit
 
 SHIFT = {  # Why the test split may differ, by where the data came from.
     "pathmnist": "PathMNIST's test split (CRC-VAL-HE-7K) comes from another centre, with "
@@ -61,13 +65,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = cli.check_run_flags(args, args.out or Path("runs/03_final_evaluation"))
     config = cli.config_from_args(args, base=TrainConfig.from_json(args.config))
-    baseline = None if str(args.baseline) == "none" else checkpoints.load_checkpoint(args.baseline)
+    baseline = None if str(args.baseline) == "none" else inference.load_checkpoint(args.baseline)
     splits = cli.load_data(args)
     print(
         f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
         f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}"
     )
-    history = training.fit(
+    history = fit(
         config,
         splits["train"],
         splits["val"],
@@ -79,16 +83,16 @@ def main(argv=None):
 
     # %% The decision, on validation only
     def evaluate(model, transform, split):
-        return training.evaluate_imageset(model, splits[split], transform, config)
+        return loop.evaluate_imageset(model, splits[split], transform, config)
 
     tuned = {"val": evaluate(history.model, history.eval_transform, "val")}
     extra = {}
     if baseline is not None:
         base = {"val": evaluate(baseline.model, baseline.eval_transform, "val")}
-        extra["val_tuned_vs_baseline"] = report.compare(
+        extra["val_tuned_vs_baseline"] = decision.compare(
             "tuned", tuned["val"], "baseline", base["val"]
         )
-    carried = extra["carried"] = report.carried(extra.get("val_tuned_vs_baseline"))
+    carried = extra["carried"] = decision.carried(extra.get("val_tuned_vs_baseline"))
     print(extra.get("val_tuned_vs_baseline", {}).get("sentence", "no baseline given"))
     print(f"carried to the test split: the {carried} model")
 
@@ -96,14 +100,14 @@ def main(argv=None):
     tuned["test"] = evaluate(history.model, history.eval_transform, "test")
     if baseline is not None:
         base["test"] = evaluate(baseline.model, baseline.eval_transform, "test")
-        extra["test_tuned_vs_baseline"] = report.compare(
+        extra["test_tuned_vs_baseline"] = decision.compare(
             "tuned", tuned["test"], "baseline", base["test"]
         )
     final = tuned if carried == "tuned" else base
     gap = gap_sentence(final["val"], final["test"])
-    report.write_metrics(out, final, extra)
+    run_report.write_metrics(out, final, extra)
     names = splits["train"].class_names
-    figures = report.save_figures(out, history, final, names)
+    figures = run_report.save_figures(out, history, final, names)
     why = SHIFT.get(args.dataset if args.data_file is None else "", "")
     sections = [
         f"## Decision (made on validation)\n\nCarried: the **{carried}** model. "
@@ -112,7 +116,7 @@ def main(argv=None):
     ]
     if "test_tuned_vs_baseline" in extra:
         sections.append("On the test split: " + extra["test_tuned_vs_baseline"]["sentence"])
-    report.write_report(
+    run_report.write_report(
         out,
         "Lesson 3: final evaluation",
         config=config,
@@ -122,7 +126,7 @@ def main(argv=None):
         figures=figures,
         sections=sections,
     )
-    print(report.format_table(final, history))
+    print(tables.format_table(final, history))
     print(gap)
 
 

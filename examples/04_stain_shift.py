@@ -1,6 +1,6 @@
 """Lesson 4: close the test shift the seed left open, and measure what each remedy does.
 
-Recipes (pathmnist.ablation.RECIPES): the seed's baseline; + flips and rotations; + HED
+Recipes (pathmnist.studies.ablation.RECIPES): the seed's baseline; + flips and rotations; + HED
 stain jitter; + Macenko stain normalisation; + HED jitter and test-time augmentation. Each
 runs with --seeds seeds on two synthetic sets whose test splits differ from training in
 different ways: a stain shift (what stain augmentation models) and a scanner shift (blur
@@ -17,8 +17,13 @@ On the real PathMNIST there is one shift, the one its test centre brings ("real"
 # %% Imports
 from pathlib import Path
 
-from pathmnist import ablation, cli, data, report, study_plots, synthetic
+from pathmnist import cli
+from pathmnist.data import dataset as data
+from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
+from pathmnist.report import comparison_plots as study_plots
+from pathmnist.report import run_report, tables
+from pathmnist.studies import ablation
 
 SHIFTS = {  # name -> the synthetic generator's test-split settings
     "stain": {"shift": synthetic.DEFAULT_SHIFT, "scanner": 0.0},
@@ -102,9 +107,9 @@ def main(argv=None):
 
     # %% The table, the figure and the report
     summary = ablation.summarize(rows)
-    table = report.format_ablation(summary)
+    table = tables.format_ablation(summary)
     figure = study_plots.ablation_dots(rows, summary, out / "figures" / "ablation.png")
-    report.write_report(
+    run_report.write_report(
         out,
         "Lesson 4: the stain shift, remedy by remedy",
         config=base,

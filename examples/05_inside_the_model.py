@@ -16,9 +16,12 @@ from pathlib import Path
 
 import torch
 
-from pathmnist import cli, gradcam, inside, inside_plots, rundir
+from pathmnist import cli
 from pathmnist.errors import PathMNISTError
-from pathmnist.io import write_json
+from pathmnist.evaluation import calibration, gradcam
+from pathmnist.files import write_json
+from pathmnist.report import model_plots as inside_plots
+from pathmnist.training import inference, rundir
 
 
 # %% The run and its data
@@ -32,25 +35,25 @@ def main(argv=None):
     )
     p.add_argument("--layer", default="layer4", help="the layer Grad-CAM explains (layer1-4)")
     args = p.parse_args(argv)
-    inside.open_run(args.run)  # Refuse a missing or broken run before taking its lock.
+    inference.open_run(args.run)  # Refuse a missing or broken run before taking its lock.
     with rundir.lock(args.run):  # No training may be writing there meanwhile.
         inspect(args)
 
 
 def inspect(args):
-    ckpt = inside.open_run(args.run)
+    ckpt = inference.open_run(args.run)
     splits = cli.load_data(args, splits=("val", "test"))
     for s in splits.values():
-        inside.check_data(ckpt, s)
+        inference.check_data(ckpt, s)
     config = ckpt.config
     if args.device is not None:
         config.device = args.device
     print(f"{args.run}: {config.arch} ({config.stem} stem), {len(ckpt.class_names)} classes")
 
     # %% Calibration: temperature fitted on validation, measured on test
-    val = inside.logits(ckpt.model, splits["val"], ckpt.eval_transform, config)
-    test = inside.logits(ckpt.model, splits["test"], ckpt.eval_transform, config)
-    cal = inside.calibrate(*val, *test)
+    val = inference.logits(ckpt.model, splits["val"], ckpt.eval_transform, config)
+    test = inference.logits(ckpt.model, splits["test"], ckpt.eval_transform, config)
+    cal = calibration.calibrate(*val, *test)
     fig_dir = args.run / "figures"
     inside_plots.reliability_diagram(
         cal["reliability_before"],
@@ -65,7 +68,7 @@ def inspect(args):
 
     # %% Grad-CAM over one correct and one wrong test image per class
     labels, preds = test[1], test[0].argmax(1)
-    idx = inside.pick_examples(labels, preds, len(ckpt.class_names))
+    idx = gradcam.pick_examples(labels, preds, len(ckpt.class_names))
     images = splits["test"].images[idx]  # (n, H, W, 3) uint8
     x = ckpt.eval_transform(torch.from_numpy(images.copy()))  # (n, 3, H, W) normalised
     maps = gradcam.grad_cam(

@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 from pathmnist import config as C
-from pathmnist import data, rundir, synthetic
+from pathmnist.data import dataset as data
+from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
-from pathmnist.resnet import ARCHS, STEMS
+from pathmnist.model.resnet import ARCHS, STEMS
+from pathmnist.training import rundir
 
 
 class _Parser(argparse.ArgumentParser):

@@ -22,7 +22,7 @@ import torch
 
 from pathmnist import checks
 from pathmnist.errors import PathMNISTError
-from pathmnist.resnet import ARCHS, STEMS
+from pathmnist.model.resnet import ARCHS, STEMS
 
 # What EarlyStopping may monitor, with its mode: a loss falls, an accuracy or AUC rises.
 MONITORS = {"val_loss": "min", "val_acc": "max", "val_auc": "max"}
@@ -30,7 +30,7 @@ OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 LOSSES = ("ce", "weighted", "focal")  # Cross-entropy, class-weighted CE, focal loss.
-# Batch augmentations by name, applied in this order (pathmnist.transforms.build_transforms):
+# Batch augmentations by name, applied in this order (pathmnist.augment.transforms.build_transforms):
 # "flips" = random horizontal and vertical flips and 90-degree rotations (the dihedral
 # group: tissue has no up or down); "hed-light"/"hed-strong" = Tellez et al.'s stain jitter;
 # "color" = brightness/contrast/saturation/hue jitter.

@@ -5,11 +5,11 @@ run against their own version; this course has a better harness at hand, the ora
 that check every hand-written part against torchvision, torch, scikit-learn or Keras. An
 exercise file (docs/exercises/<name>.py) holds the learner's function(s) and two constants:
 
-    REPLACES = {"pathmnist.metrics._ovr_auc": "ovr_auc"}  # package name -> name in the file
+    REPLACES = {"pathmnist.evaluation.metrics._ovr_auc": "ovr_auc"}  # package name -> name in the file
     ORACLE_TESTS = ("test_sklearn_toy_macro_auc", ...)  # test functions in tests/test_*.py
 
 `install(path)` puts the file's objects in the package's place (a module function, or a
-method such as "pathmnist.resnet.BasicBlock.forward"), so every caller inside the package
+method such as "pathmnist.model.resnet.BasicBlock.forward"), so every caller inside the package
 uses them; `check(path)` does that, runs the named tests with pytest, puts the package's
 own code back, and says how many passed:
 

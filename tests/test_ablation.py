@@ -12,10 +12,13 @@ import torch
 from conftest import write_medmnist_npz
 from PIL import Image
 
-from pathmnist import ablation, calibration, inside, stats, study_plots
 from pathmnist.config import TrainConfig
-from pathmnist.data import load_split
+from pathmnist.data.dataset import load_split
 from pathmnist.errors import PathMNISTError
+from pathmnist.evaluation import calibration, gradcam, stats
+from pathmnist.report import comparison_plots as study_plots
+from pathmnist.studies import ablation
+from pathmnist.training import inference
 
 BASE = TrainConfig(epochs=1, batch_size=16, precision="fp32")
 RECIPES = {"baseline": {}, "flips": {"augment": ("flips",)}}
@@ -96,7 +99,7 @@ def test_calibrate_fits_on_val_and_keeps_test_accuracy():
     y_val, y_test = rng.integers(0, 9, 300), rng.integers(0, 9, 200)
     val = rng.normal(size=(300, 9)) * 3 + 4 * np.eye(9)[y_val]
     test = rng.normal(size=(200, 9)) * 3 + 4 * np.eye(9)[y_test]
-    cal = inside.calibrate(val, y_val, test, y_test)
+    cal = calibration.calibrate(val, y_val, test, y_test)
     assert cal["temperature"] == pytest.approx(calibration.fit_temperature(val, y_val))
     assert cal["accuracy"] == cal["accuracy_after_temperature"]
     assert 0 <= cal["ece_after_temperature"] <= 1 and 0 <= cal["ece"] <= 1
@@ -106,7 +109,7 @@ def test_pick_examples_takes_one_right_and_one_wrong_per_class():
     """Correct picks first, one per class that has one, then wrong ones."""
     labels = np.array([0, 0, 1, 1, 2])
     preds = np.array([0, 1, 1, 0, 0])
-    idx = inside.pick_examples(labels, preds, 3)
+    idx = gradcam.pick_examples(labels, preds, 3)
     right = [i for i in idx if labels[i] == preds[i]]
     wrong = [i for i in idx if labels[i] != preds[i]]
     assert list(idx) == right + wrong
@@ -116,12 +119,12 @@ def test_pick_examples_takes_one_right_and_one_wrong_per_class():
 def test_open_run_refuses_a_missing_or_broken_folder(tmp_path):
     """A missing folder, or one whose best.pt is not a checkpoint, is one sentence."""
     with pytest.raises(PathMNISTError, match="no run folder"):
-        inside.open_run(tmp_path / "nope")
+        inference.open_run(tmp_path / "nope")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "best.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(PathMNISTError, match="not a readable checkpoint"):
-        inside.open_run(tmp_path / "run")
+        inference.open_run(tmp_path / "run")
     torch.save({"x": 1}, tmp_path / "run" / "best.pt")
     with pytest.raises(PathMNISTError, match="not a pathmnist checkpoint"):
-        inside.open_run(tmp_path / "run")
+        inference.open_run(tmp_path / "run")
     assert json.dumps(BASE.to_dict())  # The config stays JSON-ready.

@@ -3,7 +3,7 @@ half-written.
 
 One table, CASES, drives the library calls (each must raise `PathMNISTError` whose message
 is one line) and the command lines of examples/01_baseline.py, 02_tuning.py,
-03_final_evaluation.py and `python -m pathmnist.synthetic` (each must exit with status 2
+03_final_evaluation.py and `python -m pathmnist.data.synthetic` (each must exit with status 2
 and print exactly one stderr line, starting with `error: `, and no "Traceback"). After
 every row: no `.*.tmp` file anywhere under the test's folders, every file that existed
 before the call (an earlier run's checkpoints included) has the same bytes, no new file
@@ -41,11 +41,14 @@ import pytest
 import torch
 from conftest import write_medmnist_npz
 
-from pathmnist import checkpoints, data, rundir, training, tuning
+from pathmnist.augment.stain import HEDJitter
 from pathmnist.config import TrainConfig, parse_augment
+from pathmnist.data import dataset as data
 from pathmnist.errors import PathMNISTError
-from pathmnist.history import History
-from pathmnist.stain import HEDJitter
+from pathmnist.studies import folder, grid
+from pathmnist.training import checkpoints, inference, rundir
+from pathmnist.training.fit import fit
+from pathmnist.training.history import History
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {
@@ -385,7 +388,7 @@ CASES = [
         setup=lambda ws: shutil.copyfile(ws.out / "best.pt", ws.out / "last.pt")),
     row("lib-load-hostile", "lib", lambda ws: checkpoints.load(ws.bad), "not a readable",
         setup=lambda ws: hostile(ws.bad, ws.tmp / MARKER)),
-    row("lib-load-checkpoint-truncated", "lib", lambda ws: checkpoints.load_checkpoint(ws.bad),
+    row("lib-load-checkpoint-truncated", "lib", lambda ws: inference.load_checkpoint(ws.bad),
         "not a readable checkpoint", setup=tiny_checkpoint_truncated),
     # best_config.json for 03.
     row("03-config-missing", "03", "--config {tmp}/none.json", "no config file"),
@@ -401,7 +404,7 @@ CASES = [
         "line 3", earlier="01", setup=history_line3),
     row("02-resume-results-not-a-number", "02", "--resume", "not a number", earlier="02",
         setup=edit_results),
-    row("lib-results-other-header", "lib", lambda ws: tuning.read_results(ws.bad),
+    row("lib-results-other-header", "lib", lambda ws: folder.read_results(ws.bad),
         "not a results file", setup=lambda ws: ws.bad.write_text("trial,acc\n1,0.5\n")),
     # Runs that would mix with an earlier one.
     row("01-into-earlier-run", "01", "--epochs 2", "already holds a run", earlier="01"),
@@ -419,17 +422,17 @@ CASES = [
         earlier="01"),
     # The library's training and search entry points.
     row("lib-fit-one-image", "lib",
-        lambda ws: training.fit(TrainConfig(epochs=1), data.ImageSet(
+        lambda ws: fit(TrainConfig(epochs=1), data.ImageSet(
             _split(ws).images[:1], [0], data.CLASS_NAMES), _split(ws, "val"), ws.out),
         "at least 2 image"),
     row("lib-fit-resume-and-overwrite", "lib",
-        lambda ws: training.fit(TrainConfig(epochs=1), _split(ws), _split(ws, "val"), ws.out,
+        lambda ws: fit(TrainConfig(epochs=1), _split(ws), _split(ws, "val"), ws.out,
                                 resume=True, overwrite=True), "contradict"),
     row("lib-grid-unknown-field", "lib",
-        lambda ws: tuning.grid_search({"learning_rate": [1e-3]}, _split(ws), _split(ws, "val"),
+        lambda ws: grid.grid_search({"learning_rate": [1e-3]}, _split(ws), _split(ws, "val"),
                                       ws.out), "not a TrainConfig field"),
     row("lib-grid-epochs-0", "lib",
-        lambda ws: tuning.grid_search({"lr": [1e-3]}, _split(ws), _split(ws, "val"), ws.out,
+        lambda ws: grid.grid_search({"lr": [1e-3]}, _split(ws), _split(ws, "val"), ws.out,
                                       epochs=0), "epochs=0"),
 ]
 # fmt: on
@@ -441,7 +444,7 @@ CASES = [
 def run_command(entry, argv, cwd, in_subprocess) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of one command line, run as a user would."""
     if in_subprocess:
-        head = ["-m", "pathmnist.synthetic"] if entry == "synthetic" else [str(SCRIPTS[entry])]
+        head = ["-m", "pathmnist.data.synthetic"] if entry == "synthetic" else [str(SCRIPTS[entry])]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PATHMNIST_TEST")}
         p = subprocess.run(
             [sys.executable, *head, *argv],
@@ -457,7 +460,7 @@ def run_command(entry, argv, cwd, in_subprocess) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), contextlib.chdir(cwd):
         try:
             if entry == "synthetic":  # Its __main__ block is sys.exit(main()).
-                from pathmnist import synthetic
+                from pathmnist.data import synthetic
 
                 code = synthetic.main(argv)
             else:

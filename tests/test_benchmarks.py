@@ -25,8 +25,8 @@ import memory  # noqa: E402
 import run  # noqa: E402
 import seed_reference  # noqa: E402
 
-from pathmnist.data import load_split  # noqa: E402
-from pathmnist.transforms import build_transforms  # noqa: E402
+from pathmnist.augment.transforms import build_transforms  # noqa: E402
+from pathmnist.data.dataset import load_split  # noqa: E402
 
 EXPECTED_ROWS = (
     "input pipeline",

@@ -1,4 +1,4 @@
-"""Tests for pathmnist.calibration: torchmetrics' MulticlassCalibrationError as the ECE
+"""Tests for pathmnist.evaluation.calibration: torchmetrics' MulticlassCalibrationError as the ECE
 oracle (1e-6), scipy.optimize.minimize_scalar on log T as the temperature oracle (1e-4),
 hand-computed golden bins, hypothesis properties, and bad inputs."""
 
@@ -14,7 +14,8 @@ from scipy.optimize import minimize_scalar
 from strategies import auc_inputs
 from torchmetrics.classification import MulticlassCalibrationError
 
-from pathmnist.calibration import (
+from pathmnist.errors import PathMNISTError
+from pathmnist.evaluation.calibration import (
     LOG_T_BOUNDS,
     Reliability,
     apply_temperature,
@@ -22,7 +23,6 @@ from pathmnist.calibration import (
     fit_temperature,
     reliability,
 )
-from pathmnist.errors import PathMNISTError
 
 
 def overconfident(n=400, c=9, scale=3.0, seed=0):

@@ -15,11 +15,13 @@ import pytest
 import torch
 from test_training import TinyNet, config, signal_set
 
-from pathmnist import checkpoints, resnet, training
 from pathmnist.config import seed_everything
-from pathmnist.data import ImageSet
+from pathmnist.data.dataset import ImageSet
 from pathmnist.errors import PathMNISTError
-from pathmnist.history import History
+from pathmnist.model import resnet
+from pathmnist.training import checkpoints, inference
+from pathmnist.training.fit import fit
+from pathmnist.training.history import History
 
 MARKER = "ran.txt"
 
@@ -163,7 +165,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path, monk
         checkpoints.load(tmp_path / "evil.pt")
     assert "not a readable checkpoint" in one_message(info)
     with pytest.raises(PathMNISTError):
-        checkpoints.load_checkpoint(tmp_path / "evil.pt")
+        inference.load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
     torch.load(tmp_path / "evil.pt", weights_only=False)  # The danger being guarded against.
     assert marker.read_text() == "code ran"
@@ -173,7 +175,7 @@ def test_load_checkpoint_needs_a_whole_checkpoint(tmp_path):
     """A valid checkpoint without the model, config or normalisation is named."""
     checkpoints.save({"config": {}}, tmp_path / "partial.pt")
     with pytest.raises(PathMNISTError, match="lacks what load_checkpoint needs") as info:
-        checkpoints.load_checkpoint(tmp_path / "partial.pt")
+        inference.load_checkpoint(tmp_path / "partial.pt")
     one_message(info)
 
 
@@ -207,17 +209,17 @@ def test_data_identity_tells_same_sized_data_apart():
     assert ids[0]["n"] == 200 and ids[0]["shape"] == [16, 16, 3]
 
 
-# Resume refusals and what a resume may change (through training.fit, on a tiny net).
+# Resume refusals and what a resume may change (through fit, on a tiny net).
 
 
 def test_best_pt_copied_over_last_pt_is_refused_on_resume(splits, tiny, tmp_path):
     """best.pt is a valid checkpoint but not a last.pt: resuming from it names the likely
     mistake in one sentence."""
     train, val = splits
-    training.fit(config(epochs=1), train, val, tmp_path, quiet=True)
+    fit(config(epochs=1), train, val, tmp_path, quiet=True)
     shutil.copyfile(tmp_path / "best.pt", tmp_path / "last.pt")
     with pytest.raises(PathMNISTError) as info:
-        training.fit(config(epochs=2), train, val, tmp_path, resume=True, quiet=True)
+        fit(config(epochs=2), train, val, tmp_path, resume=True, quiet=True)
     message = one_message(info)
     assert "so it is not a last.pt (a best.pt copied over it?)" in message
     assert "lacks optimizer, scheduler, early_stopping, rng, rows" in message
@@ -226,27 +228,27 @@ def test_best_pt_copied_over_last_pt_is_refused_on_resume(splits, tiny, tmp_path
 def test_a_best_pt_of_another_epoch_is_refused_on_resume(splits, tiny, tmp_path):
     """last.pt records its best epoch; a best.pt from another epoch does not fit."""
     train, val = splits
-    training.fit(config(epochs=2, patience=5), train, val, tmp_path / "a", quiet=True)
-    training.fit(config(epochs=1), train, val, tmp_path / "b", quiet=True)
+    fit(config(epochs=2, patience=5), train, val, tmp_path / "a", quiet=True)
+    fit(config(epochs=1), train, val, tmp_path / "b", quiet=True)
     saved = checkpoints.load(tmp_path / "a" / "last.pt")
     best_epoch = saved["early_stopping"]["best_epoch"]
     other = checkpoints.load(tmp_path / "b" / "best.pt")
     checkpoints.save({**other, "epoch": best_epoch + 1}, tmp_path / "a" / "best.pt")
     with pytest.raises(PathMNISTError, match=rf"is from epoch {best_epoch + 1}, not the best"):
-        training.fit(config(epochs=3, patience=5), train, val, tmp_path / "a", resume=True)
+        fit(config(epochs=3, patience=5), train, val, tmp_path / "a", resume=True)
 
 
 def test_resume_onto_other_data_of_the_same_sizes_is_refused(splits, tiny, tmp_path):
     """Other images with the same split sizes and shapes (another seed of the synthetic
     set, say) are other data: the resume is refused and the run is left as it was."""
     train, val = splits
-    training.fit(config(epochs=1), train, val, tmp_path, quiet=True)
+    fit(config(epochs=1), train, val, tmp_path, quiet=True)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     lookalike = signal_set(len(train), seed=5)
     assert lookalike.images.shape == train.images.shape
     for new_train, new_val in ((lookalike, val), (train, signal_set(len(val), seed=6))):
         with pytest.raises(PathMNISTError) as info:
-            training.fit(config(epochs=2), new_train, new_val, tmp_path, resume=True)
+            fit(config(epochs=2), new_train, new_val, tmp_path, resume=True)
         assert "it was trained on other data" in one_message(info)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
@@ -254,9 +256,9 @@ def test_resume_onto_other_data_of_the_same_sizes_is_refused(splits, tiny, tmp_p
 def test_resume_with_fewer_epochs_than_done_is_refused(splits, tiny, tmp_path):
     """A run that trained 2 epochs cannot be resumed with --epochs 1."""
     train, val = splits
-    training.fit(config(epochs=2, patience=5), train, val, tmp_path, quiet=True)
+    fit(config(epochs=2, patience=5), train, val, tmp_path, quiet=True)
     with pytest.raises(PathMNISTError) as info:
-        training.fit(config(epochs=1, patience=5), train, val, tmp_path, resume=True)
+        fit(config(epochs=1, patience=5), train, val, tmp_path, resume=True)
     message = one_message(info)
     assert "with epochs=1: it has already trained 2 epochs; pass --epochs 2 or more" in message
 
@@ -265,10 +267,10 @@ def test_a_precision_change_on_resume_is_recorded_per_epoch(splits, tiny, tmp_pa
     """Epoch 1 in fp32, resumed to 2 epochs in bf16: history.csv's precision column says
     fp32 then bf16, and last.pt keeps the settings the run resumed with."""
     train, val = splits
-    training.fit(config(epochs=1), train, val, tmp_path, quiet=True)
+    fit(config(epochs=1), train, val, tmp_path, quiet=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Emulated bf16 on this CPU.
-        history = training.fit(config(epochs=2, precision="bf16"), train, val, tmp_path,
+        history = fit(config(epochs=2, precision="bf16"), train, val, tmp_path,
                                resume=True, quiet=True)  # fmt: skip
     rows = History.from_csv(tmp_path / "history.csv").rows
     assert [(r["epoch"], r["device"], r["precision"]) for r in rows] == [

@@ -1,4 +1,4 @@
-"""Tests for pathmnist.color.ColorJitter: each image against torchvision.transforms.v2
+"""Tests for pathmnist.augment.color.ColorJitter: each image against torchvision.transforms.v2
 .functional's adjust_brightness, adjust_contrast, adjust_saturation and adjust_hue with
 the replayed factors (float64 to 1e-12 without hue, float32 to 1e-5 with it), the
 factor ranges, identity, range, determinism and bad values."""
@@ -13,8 +13,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import float_nchw_batches
 
-from pathmnist import stain, synthetic
-from pathmnist.color import COLOR_PRESET, ColorJitter
+from pathmnist.augment import stain
+from pathmnist.augment.color import COLOR_PRESET, ColorJitter
+from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
 
 strengths = st.floats(0, 1.5)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pathmnist import config as C
 from pathmnist.config import TrainConfig, parse_augment, seed_everything
 from pathmnist.errors import PathMNISTError
-from pathmnist.resnet import ARCHS, STEMS
+from pathmnist.model.resnet import ARCHS, STEMS
 
 # Valid augmentation tuples: any subset of the names in any order, but never both HED
 # strengths (validate refuses that pair).

@@ -11,11 +11,12 @@ import math
 import pytest
 import torch
 
-from pathmnist import synthetic, training
+from pathmnist.augment.transforms import build_transforms, channel_stats
 from pathmnist.config import TrainConfig
-from pathmnist.data import CLASS_NAMES, ImageSet
-from pathmnist.loader import BatchLoader
-from pathmnist.transforms import build_transforms, channel_stats
+from pathmnist.data import synthetic
+from pathmnist.data.dataset import CLASS_NAMES, ImageSet
+from pathmnist.data.loader import BatchLoader
+from pathmnist.training.fit import fit
 
 pytestmark = [
     pytest.mark.cuda,
@@ -50,9 +51,9 @@ def test_fit_two_epochs_and_resume(splits, tmp_path, precision):
     average pooling, add in a varying order, so GPU runs are not bitwise repeatable)."""
     train, val = splits
     kw = {"precision": precision, "deterministic": True}
-    whole = training.fit(cuda_config(epochs=2, **kw), train, val, tmp_path / "whole", quiet=True)
-    part = training.fit(cuda_config(epochs=1, **kw), train, val, tmp_path / "part", quiet=True)
-    resumed = training.fit(
+    whole = fit(cuda_config(epochs=2, **kw), train, val, tmp_path / "whole", quiet=True)
+    part = fit(cuda_config(epochs=1, **kw), train, val, tmp_path / "part", quiet=True)
+    resumed = fit(
         cuda_config(epochs=2, **kw), train, val, tmp_path / "part", resume=True, quiet=True
     )
     assert [r["epoch"] for r in whole.rows] == [r["epoch"] for r in resumed.rows] == [1, 2]
@@ -110,6 +111,6 @@ def test_compile_trains_with_finite_losses(splits, tmp_path):
     """fit with compile=True (torch.compile of the model) trains two epochs on CUDA and
     every loss, accuracy and AUC is a finite number."""
     train, val = splits
-    history = training.fit(cuda_config(epochs=2, compile=True), train, val, tmp_path, quiet=True)
+    history = fit(cuda_config(epochs=2, compile=True), train, val, tmp_path, quiet=True)
     assert [r["epoch"] for r in history.rows] == [1, 2]
     assert finite(history.rows)

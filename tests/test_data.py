@@ -1,7 +1,7 @@
-"""pathmnist.data: facts against medmnist.INFO, download against a local file:// URL,
+"""pathmnist.data.dataset: facts against medmnist.INFO, download against a local file:// URL,
 load_split on tiny MedMNIST-format npz files (and every way such a file can be wrong),
 file_md5 against hashlib, stratified_subset as hypothesis properties. (BatchLoader, now in
-pathmnist.loader, is tested in tests/test_loader.py.)"""
+pathmnist.data.loader, is tested in tests/test_loader.py.)"""
 
 import hashlib
 import io
@@ -18,7 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import fractions, label_vectors, seeds
 
-from pathmnist import data
+from pathmnist.data import dataset as data
 from pathmnist.errors import PathMNISTError
 
 # ---------------------------------------------------------------------------- facts

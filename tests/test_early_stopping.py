@@ -11,8 +11,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import improving_series
 
-from pathmnist.early_stopping import EarlyStopping
 from pathmnist.errors import PathMNISTError
+from pathmnist.training.early_stopping import EarlyStopping
 
 
 class EpochModel(torch.nn.Module):

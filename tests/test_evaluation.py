@@ -8,14 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pathmnist import metrics
-from pathmnist.data import ImageSet, load_split
-from pathmnist.dihedral import views as dihedral_views
+from pathmnist.augment.dihedral import views as dihedral_views
+from pathmnist.augment.transforms import build_transforms
+from pathmnist.data.dataset import ImageSet, load_split
+from pathmnist.data.loader import BatchLoader
 from pathmnist.errors import PathMNISTError
-from pathmnist.loader import BatchLoader
-from pathmnist.resnet import resnet18
-from pathmnist.training import evaluate, forward
-from pathmnist.transforms import build_transforms
+from pathmnist.evaluation import metrics
+from pathmnist.model.resnet import resnet18
+from pathmnist.training.loop import evaluate, forward
 
 
 def _loader(images, labels, batch_size=16):
@@ -103,13 +103,13 @@ def tiny_trained(tmp_path_factory):
     """A ResNet-18 trained 2 epochs on a tiny synthetic set, and its validation loader."""
     from conftest import write_medmnist_npz
 
-    from pathmnist import training
     from pathmnist.config import TrainConfig
+    from pathmnist.training.fit import fit
 
     path = write_medmnist_npz(tmp_path_factory.mktemp("d") / "t.npz", (90, 200, 9), size=32)
     train, val = (load_split(s, data_file=path) for s in ("train", "val"))
     config = TrainConfig(epochs=2, batch_size=16, precision="fp32")
-    history = training.fit(config, train, val, tmp_path_factory.mktemp("r"), quiet=True)
+    history = fit(config, train, val, tmp_path_factory.mktemp("r"), quiet=True)
     loader = BatchLoader(val, 64, shuffle=False, transform=history.eval_transform)
     assert metrics.macro_auc(*(lambda e: (e.labels, e.probs))(evaluate(history.model, loader)))
     return history.model, loader

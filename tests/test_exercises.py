@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from pathmnist import exercises, metrics, resnet, schedulers
+from pathmnist import exercises
 from pathmnist.errors import PathMNISTError
+from pathmnist.evaluation import metrics
+from pathmnist.model import resnet
+from pathmnist.training import schedulers
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTERS = sorted((ROOT / "docs" / "exercises").glob("*.py"))
@@ -69,8 +72,8 @@ def test_install_swaps_and_restores():
     with pytest.raises(RuntimeError), exercises.install(SOLUTIONS / "auc.py"):
         assert metrics._ovr_auc.__module__ == "exercise_auc"
         raise RuntimeError("a failing check")
-    assert metrics._ovr_auc.__module__ == "pathmnist.metrics"
-    assert resnet.BasicBlock.forward.__module__ == "pathmnist.resnet"
+    assert metrics._ovr_auc.__module__ == "pathmnist.evaluation.metrics"
+    assert resnet.BasicBlock.forward.__module__ == "pathmnist.model.resnet"
 
 
 def test_node_ids_find_each_test_in_its_file():
@@ -86,10 +89,10 @@ def test_node_ids_find_each_test_in_its_file():
     ("text", "words"),
     [
         ("X = 1\n", "is not an exercise"),
-        ("REPLACES = {'pathmnist.metrics._ovr_auc': 'f'}\nORACLE_TESTS = ('test_a',)\n",
+        ("REPLACES = {'pathmnist.evaluation.metrics._ovr_auc': 'f'}\nORACLE_TESTS = ('test_a',)\n",
          "defines no function 'f'"),
-        ("REPLACES = {'pathmnist.metrics.nothing': 'f'}\nORACLE_TESTS = ('test_a',)\n"
-         "def f():\n    pass\n", "pathmnist.metrics.nothing does not exist"),
+        ("REPLACES = {'pathmnist.evaluation.metrics.nothing': 'f'}\nORACLE_TESTS = ('test_a',)\n"
+         "def f():\n    pass\n", "pathmnist.evaluation.metrics.nothing does not exist"),
     ],
 )  # fmt: skip
 def test_bad_exercise_files_are_named(tmp_path, text, words):
@@ -118,7 +121,7 @@ def test_command_line_list_and_errors(capsys):
     assert exercises.main(["list"]) == 0
     out = capsys.readouterr().out
     assert all(f"docs/exercises/{p.name}" in out for p in STARTERS)
-    assert "pathmnist.resnet.BasicBlock.forward" in out
+    assert "pathmnist.model.resnet.BasicBlock.forward" in out
     assert exercises.main(["check", "no_such_exercise.py"]) == 2
     assert capsys.readouterr().err.startswith("error: there is no exercise file")
 

@@ -11,7 +11,7 @@
   through `checkpoints.load`; each restart removes the killed write's temporary files; the
   final best.pt weights equal an uninterrupted run's tensor for tensor (torch.equal), and
   history.csv row for row (the `seconds` column aside).
-- `tuning.grid_search` (2 trials, 2 epochs each, in a `python -c` subprocess) killed in the
+- `grid.grid_search` (2 trials, 2 epochs each, in a `python -c` subprocess) killed in the
   middle of each trial ends with the same results.csv rows (seconds aside) as an
   uninterrupted search, and the trial finished before the second kill is not trained again
   (its history.csv keeps its modification time).
@@ -40,9 +40,12 @@ import numpy as np
 import pytest
 import torch
 
-from pathmnist import checkpoints, data, rundir, training, tuning
 from pathmnist.config import TrainConfig
-from pathmnist.io import SLOW_WRITE_ENV
+from pathmnist.data import dataset as data
+from pathmnist.files import SLOW_WRITE_ENV
+from pathmnist.studies import folder
+from pathmnist.training import checkpoints, rundir
+from pathmnist.training.fit import fit
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +54,17 @@ EPOCHS = 4
 FLAGS = ["--batch-size", "16", "--precision", "fp32", "--device", "cpu", "--quiet"]
 SLOW = {SLOW_WRITE_ENV: "0.3"}  # Seconds each temporary file lives before its rename.
 KILLS = 5  # SIGKILLs per run, the one before the first checkpoint included.
-TRIAL = "lr={}/epochs=2_seed=0"  # A grid trial's folder, as tuning.trial_name names it.
+TRIAL = "lr={}/epochs=2_seed=0"  # A grid trial's folder, as folder.trial_name names it.
 GRID = """
 import sys
-from pathmnist import data, tuning
+from pathmnist.data import dataset as data
+from pathmnist.studies import grid
+from pathmnist.studies import folder
 from pathmnist.config import TrainConfig
 path, out, mode = sys.argv[1:]
 train, val = (data.load_split(s, data_file=path) for s in ("train", "val"))
 base = TrainConfig(batch_size=16, precision="fp32", device="cpu")
-tuning.grid_search({"lr": [1e-3, 3e-3]}, train, val, out, epochs=2, base=base,
+grid.grid_search({"lr": [1e-3, 3e-3]}, train, val, out, epochs=2, base=base,
                    resume=mode == "resume", overwrite=mode == "overwrite", quiet=True)
 """
 
@@ -257,20 +262,20 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(
     assert_same_run(out, reference)
 
 
-def grid(npz, out, mode, log, env=None) -> subprocess.Popen:
+def grid_process(npz, out, mode, log, env=None) -> subprocess.Popen:
     return start([sys.executable, "-c", GRID, str(npz), str(out), mode], log, env=env)
 
 
 def results_without_seconds(out: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in
-            tuning.read_results(out / "results.csv")]  # fmt: skip
+            folder.read_results(out / "results.csv")]  # fmt: skip
 
 
 def test_grid_search_killed_mid_trial_resumes_without_retraining(npz, tmp_path):
     """Killed inside trial 1 and inside trial 2, the search resumes to the same results as
     an uninterrupted one, and trial 1 (finished before the second kill) is not retrained."""
     reference, out = tmp_path / "reference", tmp_path / "search"
-    code, err = finish(grid(npz, reference, "new", tmp_path / "ref"), tmp_path / "ref")
+    code, err = finish(grid_process(npz, reference, "new", tmp_path / "ref"), tmp_path / "ref")
     assert code == 0, err
     first, second = out / TRIAL.format(0.001), out / TRIAL.format(0.003)
     # Trial 1 mid-way: its epoch-1 last.pt exists and its epoch-2 last.pt is being written.
@@ -281,7 +286,7 @@ def test_grid_search_killed_mid_trial_resumes_without_retraining(npz, tmp_path):
     ]
     mode = "new"
     for n, moment in enumerate(moments):
-        proc = grid(npz, out, mode, tmp_path / f"kill{n}", env=SLOW)
+        proc = grid_process(npz, out, mode, tmp_path / f"kill{n}", env=SLOW)
         assert wait_for(proc, moment), finish(proc, tmp_path / f"kill{n}")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -290,7 +295,7 @@ def test_grid_search_killed_mid_trial_resumes_without_retraining(npz, tmp_path):
     done = results_without_seconds(out)
     assert [r["params"] for r in done] == [{"lr": 0.001}]
     stamp = (first / "history.csv").stat().st_mtime_ns
-    code, err = finish(grid(npz, out, mode, tmp_path / "last"), tmp_path / "last")
+    code, err = finish(grid_process(npz, out, mode, tmp_path / "last"), tmp_path / "last")
     assert code == 0, err
     assert (first / "history.csv").stat().st_mtime_ns == stamp, "trial 1 was trained again"
     assert results_without_seconds(out) == results_without_seconds(reference)
@@ -303,7 +308,7 @@ def test_full_disk_leaves_the_previous_checkpoint_intact(npz, tmp_path):
     out = tmp_path / "run"
     train, val = (data.load_split(s, data_file=npz) for s in ("train", "val"))
     config = TrainConfig(epochs=1, batch_size=16, precision="fp32", device="cpu")
-    training.fit(config, train, val, out, quiet=True)  # The same settings as FLAGS.
+    fit(config, train, val, out, quiet=True)  # The same settings as FLAGS.
     before = {name: (out / name).read_bytes() for name in ("last.pt", "best.pt")}
     # Above config.json and history.csv (kilobytes), below last.pt (model + Adam moments).
     limit = (out / "last.pt").stat().st_size - 1
@@ -351,7 +356,7 @@ def test_same_seed_same_history_other_seed_other_history(npz, reference, tmp_pat
     for seed, epochs in ((0, EPOCHS), (1, 1)):
         config = TrainConfig(epochs=epochs, batch_size=16, precision="fp32", device="cpu",
                              seed=seed)  # fmt: skip
-        training.fit(config, train, val, tmp_path / str(seed), quiet=True)
+        fit(config, train, val, tmp_path / str(seed), quiet=True)
         runs[seed] = history_rows(tmp_path / str(seed) / "history.csv")
     same = history_rows(reference / "history.csv")
     assert runs[0] == same

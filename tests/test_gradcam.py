@@ -1,4 +1,4 @@
-"""Tests for pathmnist.gradcam: captum's LayerGradCam (raw map at the layer's resolution)
+"""Tests for pathmnist.evaluation.gradcam: captum's LayerGradCam (raw map at the layer's resolution)
 and pytorch_grad_cam's GradCAM (upsampled, scaled map) as oracles in float64; hand-built
 models whose evidence sits in a known region; hypothesis properties that the model, its
 mode, its hooks and its parameters' .grad are left as they were; bad inputs."""
@@ -14,8 +14,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.gradcam import grad_cam, resolve_layer
-from pathmnist.resnet import resnet18
+from pathmnist.evaluation.gradcam import grad_cam, resolve_layer
+from pathmnist.model.resnet import resnet18
 
 SIZE = 48  # imagenet stem: layer3 is 3x3, layer4 2x2 (a 32x32 image would leave layer4 1x1).
 

@@ -14,7 +14,7 @@ from sklearn.experimental import enable_halving_search_cv  # noqa: F401 (enables
 from sklearn.model_selection import HalvingGridSearchCV
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.halving import Evaluation, halving_schedule, successive_halving
+from pathmnist.studies.halving import Evaluation, halving_schedule, successive_halving
 
 
 class Budgeted(BaseEstimator):

@@ -1,4 +1,4 @@
-"""pathmnist.history: history.csv round-trips every float exactly (NaN and infinities
+"""pathmnist.training.history: history.csv round-trips every float exactly (NaN and infinities
 included), best_row picks the epoch EarlyStopping (Keras semantics) keeps on any finite
 series, for every monitor and min_delta, and a hand-edited file is refused with one
 sentence that says how to fix it."""
@@ -10,9 +10,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pathmnist.config import MONITORS
-from pathmnist.early_stopping import EarlyStopping
 from pathmnist.errors import PathMNISTError
-from pathmnist.history import HISTORY_COLUMNS, NUMBER_COLUMNS, History, best_row
+from pathmnist.training.early_stopping import EarlyStopping
+from pathmnist.training.history import HISTORY_COLUMNS, NUMBER_COLUMNS, History, best_row
 
 any_float = st.floats(allow_nan=True, allow_infinity=True)  # Every double: repr round-trips.
 finite = st.floats(-1e6, 1e6, allow_nan=False)

@@ -1,4 +1,4 @@
-"""Tests for pathmnist.inside_plots: each figure is a valid PNG (PIL opens and decodes it),
+"""Tests for pathmnist.report.model_plots: each figure is a valid PNG (PIL opens and decodes it),
 written atomically (no temporary file left), and bad inputs raise PathMNISTError."""
 
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pathmnist.calibration import apply_temperature, fit_temperature, reliability
-from pathmnist.data import CLASS_NAMES
+from pathmnist.data.dataset import CLASS_NAMES
 from pathmnist.errors import PathMNISTError
-from pathmnist.inside_plots import gradcam_grid, reliability_diagram
+from pathmnist.evaluation.calibration import apply_temperature, fit_temperature, reliability
+from pathmnist.report.model_plots import gradcam_grid, reliability_diagram
 
 
 def check_png(path, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pathmnist.io import atomic_path, write_json, write_text
+from pathmnist.files import atomic_path, write_json, write_text
 
 
 def test_write_text_and_json_roundtrip(tmp_path):

@@ -1,4 +1,4 @@
-"""pathmnist.loader.BatchLoader: an epoch is the (seed, epoch)-seeded permutation sliced
+"""pathmnist.data.loader.BatchLoader: an epoch is the (seed, epoch)-seeded permutation sliced
 into batches (every index exactly once, or the first floor(n / b) * b with drop_last), the
 transform draws from the same generator right after the permutation, the CPU path shares
 the split's memory, and bad arguments (batch_size=True included) are named errors. On a
@@ -13,9 +13,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import epochs, loader_batch_sizes, loader_sizes, seeds
 
-from pathmnist.data import ImageSet
+from pathmnist.data.dataset import ImageSet
+from pathmnist.data.loader import BatchLoader
 from pathmnist.errors import PathMNISTError
-from pathmnist.loader import BatchLoader
 
 
 def tagged_set(n, side=2):

@@ -1,4 +1,4 @@
-"""Tests for pathmnist.losses: torch.nn.functional.cross_entropy (both target forms, weights,
+"""Tests for pathmnist.model.losses: torch.nn.functional.cross_entropy (both target forms, weights,
 label smoothing; float64 to 1e-10), sklearn's compute_class_weight("balanced"),
 kornia.losses.focal_loss and a float64 direct evaluation as oracles; stability for
 logits of +-1e4; build_loss; bad inputs."""
@@ -13,7 +13,7 @@ from kornia.losses import focal_loss as kornia_focal_loss
 from sklearn.utils.class_weight import compute_class_weight
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.losses import LOSSES, build_loss, class_weights, cross_entropy, focal_loss
+from pathmnist.model.losses import LOSSES, build_loss, class_weights, cross_entropy, focal_loss
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 

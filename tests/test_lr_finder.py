@@ -1,4 +1,4 @@
-"""Tests of pathmnist.lr_finder: the range test's schedule against numpy.geomspace and
+"""Tests of pathmnist.training.lr_finder: the range test's schedule against numpy.geomspace and
 torch's ExponentialLR, its smoothing, its stop rules, and that it leaves the model and the
 optimizer as it found them."""
 
@@ -12,9 +12,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from pathmnist import lr_finder
 from pathmnist.errors import PathMNISTError
-from pathmnist.lr_finder import LRFinderResult, lr_range_test, lr_schedule, smooth
+from pathmnist.training import lr_finder
+from pathmnist.training.lr_finder import LRFinderResult, lr_range_test, lr_schedule, smooth
 
 matplotlib.use("Agg")
 

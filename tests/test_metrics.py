@@ -11,7 +11,7 @@ from medmnist.evaluator import getACC, getAUC
 from strategies import auc_inputs, binary_auc_inputs
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.metrics import (
+from pathmnist.evaluation.metrics import (
     MACRO,
     accuracy,
     classification_report,

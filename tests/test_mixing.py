@@ -1,4 +1,4 @@
-"""Tests for pathmnist.mixing: torchvision.transforms.v2.MixUp / CutMix as the oracle (the
+"""Tests for pathmnist.augment.mixing: torchvision.transforms.v2.MixUp / CutMix as the oracle (the
 same seed makes both sample the same lam and box; torchvision's "roll by one" pairing is
 replayed through `mix`), a Kolmogorov-Smirnov check of lam ~ Beta(alpha, alpha), hypothesis
 properties (identity at lam = 1, rows summing to 1, determinism), and bad inputs."""
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from torchvision.transforms import v2
 
+from pathmnist.augment.mixing import CutMix, MixUp
 from pathmnist.errors import PathMNISTError
-from pathmnist.mixing import CutMix, MixUp
 
 C = 9
 

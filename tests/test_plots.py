@@ -8,9 +8,10 @@ from hypothesis import example, given
 from sklearn.metrics import roc_curve
 from strategies import binary_auc_inputs
 
-from pathmnist import plots, tuning
-from pathmnist.data import CLASS_NAMES, ImageSet
+from pathmnist.data.dataset import CLASS_NAMES, ImageSet
 from pathmnist.errors import PathMNISTError
+from pathmnist.report import comparison_plots, plots
+from pathmnist.studies import grid
 
 
 def rows(n=6, step_at=5):
@@ -89,7 +90,7 @@ def test_montage_is_a_png(tmp_path):
 
 
 def test_trials_bar_is_a_png(tmp_path):
-    """The tuning chart takes tuning.summarize's entries: several seeds (an error bar) and
+    """The tuning chart takes grid.summarize's entries: several seeds (an error bar) and
     one seed (none), two budgets."""
     rows = [
         {"params": {"optimizer": "adam", "lr": lr, "batch_size": 64}, "epochs": epochs,
@@ -97,9 +98,9 @@ def test_trials_bar_is_a_png(tmp_path):
         for lr, epochs, seed, acc in [(1e-3, 3, 0, 0.9), (1e-3, 3, 1, 0.8), (3e-3, 3, 0, 0.85),
                                       (1e-2, 1, 0, 0.5)]
     ]  # fmt: skip
-    summary = tuning.summarize(rows)
+    summary = grid.summarize(rows)
     assert [s["n"] for s in summary] == [2, 1, 1]
-    check_png(plots.trials_bar(summary, tmp_path / "trials.png"), tmp_path)
+    check_png(comparison_plots.trials_bar(summary, tmp_path / "trials.png"), tmp_path)
 
 
 @given(binary_auc_inputs())
@@ -126,7 +127,7 @@ def test_roc_points_equal_sklearn(inputs):
         (lambda p: plots.roc_points([0, 1, 1], [0.1, 0.2]), "3 labels and 2 scores"),
         (lambda p: plots.roc_points([1, 1], [0.1, 0.2]), "both positive and negative"),
         (lambda p: plots.loss_curve([], p), "no epochs"),
-        (lambda p: plots.trials_bar([], p), "no trials"),
+        (lambda p: comparison_plots.trials_bar([], p), "no trials"),
         (
             lambda p: plots.montage(ImageSet(np.zeros((1, 8, 8, 3), np.uint8), [0], ("a",)), p, 0),
             "per_class",

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from pathmnist import metrics, report, tuning
 from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
-from pathmnist.history import History
-from pathmnist.training import Evaluation
+from pathmnist.evaluation import decision, metrics
+from pathmnist.report import run_report, tables
+from pathmnist.studies import grid
+from pathmnist.training.history import History
+from pathmnist.training.loop import Evaluation
 
 NAMES = ("a", "b", "c")
 
@@ -48,7 +50,7 @@ def test_metrics_json_has_one_object_per_split(tmp_path):
     (with a bootstrap interval around it), loss and the number of images; extras follow."""
     evs = {"val": make_evaluation(0), "test": make_evaluation(1)}
     extra = {"decision": {"kept": "baseline"}}
-    saved = json.loads(report.write_metrics(tmp_path, evs, extra).read_text())
+    saved = json.loads(run_report.write_metrics(tmp_path, evs, extra).read_text())
     assert list(saved) == ["val", "test", "decision"] and saved["decision"] == extra["decision"]
     test = saved["test"]
     assert (test["accuracy"], test["macro_auc"], test["loss"], test["n"]) == (
@@ -74,7 +76,7 @@ def test_accuracy_interval_is_wilsons(correct, extra):
     probs = np.zeros((n, 3))
     probs[:correct, 0], probs[correct:, 1] = 1.0, 1.0
     ev = Evaluation(0.0, correct / n, math.nan, probs, labels)
-    got = report.split_metrics(ev, auc_resamples=0)
+    got = run_report.split_metrics(ev, auc_resamples=0)
     assert "macro_auc_ci95" not in got
     assert got["accuracy_ci95"] == pytest.approx(
         proportion_confint(correct, n, alpha=0.05, method="wilson"), rel=1e-9, abs=1e-12
@@ -86,7 +88,7 @@ def test_compare_equals_statsmodels_exact_mcnemar():
     right/wrong; the sentence says the difference and whether it is within the noise."""
     labels = np.arange(60) % 3
     a, b = make_evaluation(0, labels=labels), make_evaluation(1, labels=labels)
-    got = report.compare("A", a, "B", b)
+    got = decision.compare("A", a, "B", b)
     right_a, right_b = a.probs.argmax(1) == labels, b.probs.argmax(1) == labels
     table = [[np.sum(right_a & right_b), np.sum(right_a & ~right_b)],
              [np.sum(~right_a & right_b), np.sum(~right_a & ~right_b)]]  # fmt: skip
@@ -100,7 +102,7 @@ def test_compare_equals_statsmodels_exact_mcnemar():
 def test_compare_needs_the_same_images():
     """Two evaluations of different images cannot be compared: a PathMNISTError."""
     with pytest.raises(PathMNISTError, match="same images"):
-        report.compare("A", make_evaluation(0, n=30), "B", make_evaluation(1, n=33))
+        decision.compare("A", make_evaluation(0, n=30), "B", make_evaluation(1, n=33))
 
 
 # report.md and the figures
@@ -111,8 +113,8 @@ def test_report_and_figures(tmp_path):
     link to every figure, and every linked figure exists."""
     history = History(history_rows(), best_epoch=2, stopped_early=False)
     evs = {"val": make_evaluation()}
-    figures = report.save_figures(tmp_path, history, evs, NAMES)
-    text = report.write_report(
+    figures = run_report.save_figures(tmp_path, history, evs, NAMES)
+    text = run_report.write_report(
         tmp_path,
         "Run",
         config=TrainConfig(),
@@ -134,7 +136,7 @@ def test_report_and_figures(tmp_path):
 def test_printed_table_matches_the_evaluations(seed):
     """format_table prints each split's accuracy, AUC and loss to 4 decimals."""
     ev = make_evaluation(seed)
-    line = report.format_table({"test": ev}).splitlines()[-1].split()
+    line = tables.format_table({"test": ev}).splitlines()[-1].split()
     assert line[0] == "test" and line[1] == f"{ev.accuracy:.4f}"
     assert line[-2:] == [f"{ev.macro_auc:.4f}", f"{ev.loss:.4f}"]
 
@@ -144,17 +146,17 @@ def test_printed_table_matches_the_evaluations(seed):
 
 def test_markdown_table_golden():
     """Header, alignment rule (first column left, the rest right by default) and rows."""
-    assert report.markdown_table(["k", "v"], [("a", 1), ("b", 2.5)]) == (
+    assert tables.markdown_table(["k", "v"], [("a", 1), ("b", 2.5)]) == (
         "| k | v |\n|---|---:|\n| a | 1 |\n| b | 2.5 |"
     )
-    assert report.markdown_table(["x", "y"], [], align=["r", "l"]) == "| x | y |\n|---:|---|"
+    assert tables.markdown_table(["x", "y"], [], align=["r", "l"]) == "| x | y |\n|---:|---|"
 
 
 def test_format_report_markdown():
     """format_report gives a Markdown table: header, alignment row, one row per class and
     the bold macro row."""
     rep = metrics.classification_report([0, 1, 1], [0, 1, 0], ["ADI", "BACK"])
-    lines = report.format_report(rep, digits=2).strip().splitlines()
+    lines = tables.format_report(rep, digits=2).strip().splitlines()
     assert lines[0] == "| class | precision | recall | F1 | support |"
     assert lines[1] == "|---|---:|---:|---:|---:|"
     assert lines[2] == "| ADI | 0.50 | 1.00 | 0.67 | 1 |"
@@ -163,14 +165,14 @@ def test_format_report_markdown():
 
 
 def test_format_results_lists_every_trial():
-    """The Markdown table of tuning.summarize has a header, a rule and one line per trial,
+    """The Markdown table of grid.summarize has a header, a rule and one line per trial,
     best first, with the interval over seeds (n/a for one seed)."""
     rows = [
         {"params": {"lr": lr}, "epochs": 3, "seed": s, "val_acc": acc, "val_loss": 0.3,
          "best_epoch": 2, "seconds": 1.0}
         for lr, s, acc in [(0.001, 0, 0.9), (0.001, 1, 0.8), (0.01, 0, 0.5)]
     ]  # fmt: skip
-    table = report.format_results(tuning.summarize(rows)).splitlines()
+    table = tables.format_results(grid.summarize(rows)).splitlines()
     assert table[0] == (
         "| rank | lr | epochs | seeds | val acc (mean) | 95% interval | val loss | s |"
     )
@@ -182,10 +184,10 @@ def test_format_results_lists_every_trial():
 def test_carried_keeps_the_baseline_unless_tuned_is_better_beyond_the_noise():
     """The tuned model is carried only when it is ahead on validation with McNemar p below
     alpha; ahead within the noise, or behind, carries the baseline; no baseline, tuned."""
-    assert report.carried(None) == "tuned"
-    assert report.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.01}) == "tuned"
-    assert report.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.2}) == "baseline"
-    assert report.carried({"accuracy_difference": -0.02, "mcnemar_p": 0.01}) == "baseline"
-    assert report.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.04}, alpha=0.01) == (
+    assert decision.carried(None) == "tuned"
+    assert decision.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.01}) == "tuned"
+    assert decision.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.2}) == "baseline"
+    assert decision.carried({"accuracy_difference": -0.02, "mcnemar_p": 0.01}) == "baseline"
+    assert decision.carried({"accuracy_difference": 0.02, "mcnemar_p": 0.04}, alpha=0.01) == (
         "baseline"
     )

@@ -1,4 +1,4 @@
-"""Tests for pathmnist.resnet against the oracle torchvision.models.resnet18/34/50: the same
+"""Tests for pathmnist.model.resnet against the oracle torchvision.models.resnet18/34/50: the same
 state_dict keys and shapes, bit-identical seeded initialisation, equal float64 logits and
 gradients, the same parameter counts; shape properties for both stems; zero-init
 residual blocks; and bad input."""
@@ -14,7 +14,7 @@ from strategies import batch_sizes, resnet_image_sizes, resnet_num_classes
 from torch import nn
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.resnet import (
+from pathmnist.model.resnet import (
     ARCHS,
     MIN_SIZE,
     STEMS,

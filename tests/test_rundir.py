@@ -1,4 +1,4 @@
-"""pathmnist.rundir: a run folder holding a run is refused before anything in it changes,
+"""pathmnist.training.rundir: a run folder holding a run is refused before anything in it changes,
 --overwrite removes exactly the files this package writes (a user's notes.txt and
 figures/mine.jpg survive), a folder one process holds is refused to another (and freed
 when that process dies, even by SIGKILL), start removes the temporary files a killed
@@ -12,14 +12,14 @@ import textwrap
 
 import pytest
 
-from pathmnist import rundir
 from pathmnist.errors import PathMNISTError
+from pathmnist.training import rundir
 
 # A Python process that takes the lock on argv[1], says so, and holds it until stdin closes.
 HOLDER = textwrap.dedent(
     """
     import sys
-    from pathmnist import rundir
+    from pathmnist.training import rundir
     with rundir.lock(sys.argv[1]):
         print("locked", flush=True)
         sys.stdin.read()

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from strategies import gammas, learning_rates, step_sizes
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.schedulers import StepLR
+from pathmnist.training.schedulers import StepLR
 
 
 def make_optimizer(lrs, cls=torch.optim.SGD):

@@ -1,4 +1,4 @@
-"""Tests for pathmnist.stain: colour deconvolution against skimage.color.rgb2hed / hed2rgb
+"""Tests for pathmnist.augment.stain: colour deconvolution against skimage.color.rgb2hed / hed2rgb
 (float64, 1e-6), HED jitter (identity at sigma 0, replayed draws against skimage, range,
 determinism, the presets against Tellez's original), Macenko normalisation against
 torchstain's torch backend, blank images, bad values."""
@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from strategies import float_nchw_batches
 
-from pathmnist import stain, synthetic, transforms
+from pathmnist.augment import stain, transforms
+from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

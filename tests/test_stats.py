@@ -16,7 +16,7 @@ from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.stats import (
+from pathmnist.evaluation.stats import (
     bootstrap_macro_auc,
     mcnemar,
     mean_interval,

@@ -1,4 +1,4 @@
-"""Tests for pathmnist.synthetic (and the tissue maps of pathmnist.synthetic_tissue): the
+"""Tests for pathmnist.data.synthetic (and the tissue maps of pathmnist.data.tissue): the
 MedMNIST npz format (medmnist.PathMNIST and data.load_split read it), determinism, the
 default file's bytes pinned, class proportions, texture over colour (a mean-RGB
 nearest-centroid classifier stays below 0.6), the test-split stain and scanner shifts,
@@ -15,7 +15,8 @@ import pytest
 from hypothesis import example, given, settings
 from strategies import synthetic_image_sizes, synthetic_split_sizes
 
-from pathmnist import data, synthetic
+from pathmnist.data import dataset as data
+from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
 
 KEYS = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")]
@@ -131,7 +132,7 @@ def test_medmnist_loads_the_file(tmp_path):
 
 
 def test_load_split_reads_the_file(tmp_path):
-    """pathmnist.data.load_split(data_file=...) returns the same images and int64 labels."""
+    """pathmnist.data.dataset.load_split(data_file=...) returns the same images and int64 labels."""
     arrays = synthetic.generate(12, 9, 10, size=32, seed=0)
     path = synthetic.write_npz(tmp_path / "bench.npz", arrays)
     val = data.load_split("val", data_file=path)
@@ -236,10 +237,10 @@ def test_cli_in_process(tmp_path, capsys):
 
 
 def test_cli_as_a_module(tmp_path):
-    """`python -m pathmnist.synthetic --out FILE` exits 0 and writes a file medmnist reads."""
+    """`python -m pathmnist.data.synthetic --out FILE` exits 0 and writes a file medmnist reads."""
     argv = ["--out", str(tmp_path / "pathmnist_64.npz"), "--n-train", "4", "--n-val", "3"]
     run = subprocess.run(
-        [sys.executable, "-m", "pathmnist.synthetic", *argv, "--n-test", "2", "--quiet"],
+        [sys.executable, "-m", "pathmnist.data.synthetic", *argv, "--n-test", "2", "--quiet"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -386,7 +387,7 @@ def test_cli_bad_out_path_exits_2(tmp_path, where):
     (tmp_path / "file.txt").write_text("x")
     out = tmp_path if where == "folder" else tmp_path / "file.txt" / "lab.npz"
     run = subprocess.run(
-        [sys.executable, "-m", "pathmnist.synthetic", "--out", str(out), "--quiet",
+        [sys.executable, "-m", "pathmnist.data.synthetic", "--out", str(out), "--quiet",
          "--n-train", "9", "--n-val", "1", "--n-test", "1", "--size", "16"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -21,13 +21,16 @@ import pytest
 import torch
 from torch import nn
 
-from pathmnist import checkpoints, dihedral, mixing, resnet, training
+from pathmnist.augment import dihedral, mixing
+from pathmnist.augment.transforms import build_transforms
 from pathmnist.config import TrainConfig
-from pathmnist.data import ImageSet
+from pathmnist.data.dataset import ImageSet
+from pathmnist.data.loader import BatchLoader
 from pathmnist.errors import PathMNISTError
-from pathmnist.history import HISTORY_COLUMNS, History
-from pathmnist.loader import BatchLoader
-from pathmnist.transforms import build_transforms
+from pathmnist.model import resnet
+from pathmnist.training import checkpoints, inference, loop, prepare, resume
+from pathmnist.training.fit import fit
+from pathmnist.training.history import HISTORY_COLUMNS, History
 
 CPU = {"device": "cpu", "precision": "fp32"}
 
@@ -98,7 +101,7 @@ def test_build_optimizer_is_torchs_with_the_configs_settings(optimizer):
     not fused on the CPU."""
     model = TinyNet(3)
     c = config(optimizer=optimizer, lr=0.03, weight_decay=1e-3, momentum=0.8)
-    opt = training.build_optimizer(c, model)
+    opt = prepare.build_optimizer(c, model)
     group = opt.param_groups[0]
     assert type(opt) is (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)
     assert (group["lr"], group["weight_decay"]) == (0.03, 1e-3) and not group.get("fused")
@@ -111,7 +114,7 @@ def test_forward_in_fp32_equals_the_models_forward():
     """forward(model, x, "fp32") is model(x): features then fc."""
     torch.manual_seed(0)
     model, x = TinyNet(3).eval(), torch.rand(4, 3, 8, 8)
-    assert torch.equal(training.forward(model, x, "fp32"), model(x))
+    assert torch.equal(loop.forward(model, x, "fp32"), model(x))
 
 
 def test_forward_in_bf16_keeps_the_classifier_in_float32():
@@ -122,7 +125,7 @@ def test_forward_in_bf16_keeps_the_classifier_in_float32():
     model, x = TinyNet(3).eval(), torch.rand(4, 3, 8, 8)
     seen = {}
     model.fc.register_forward_hook(lambda m, args, out: seen.update(x=args[0], out=out))
-    logits = training.forward(model, x, "bf16")
+    logits = loop.forward(model, x, "bf16")
     assert logits.dtype == torch.float32 and seen["out"].dtype == torch.float32
     assert seen["x"].dtype == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -142,12 +145,12 @@ def test_train_one_epoch_reports_mean_loss_and_accuracy(splits):
     loader = BatchLoader(train, 8, transform=train_tf)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     before = model.conv1.weight.detach().clone()
-    loss, acc = training.train_one_epoch(model, loader, opt)
+    loss, acc = loop.train_one_epoch(model, loader, opt)
     assert math.isfinite(loss) and 0.0 <= acc <= 1.0
     assert not torch.equal(before, model.conv1.weight)
     empty = BatchLoader(signal_set(3), 8, transform=train_tf, drop_last=True)
     with pytest.raises(PathMNISTError, match="yielded no batches; use a smaller batch size"):
-        training.train_one_epoch(model, empty, opt)
+        loop.train_one_epoch(model, empty, opt)
 
 
 def test_evaluate_gives_softmax_probabilities(splits):
@@ -159,7 +162,7 @@ def test_evaluate_gives_softmax_probabilities(splits):
     _, eval_tf = build_transforms((0.5,) * 3, (0.25,) * 3)
     loader = BatchLoader(val, 10, shuffle=False, transform=eval_tf)
     model.train()
-    ev = training.evaluate(model, loader)
+    ev = loop.evaluate(model, loader)
     assert model.training
     model.eval()
     with torch.no_grad():
@@ -194,7 +197,7 @@ def test_tta_is_the_mean_softmax_over_the_eight_views(splits):
     torch.manual_seed(1)
     model = TinyNet(3).eval()
     _, eval_tf = build_transforms((0.5,) * 3, (0.25,) * 3)
-    ev = training.evaluate(model, BatchLoader(val, 7, shuffle=False, transform=eval_tf), tta=True)
+    ev = loop.evaluate(model, BatchLoader(val, 7, shuffle=False, transform=eval_tf), tta=True)
     x = eval_tf(torch.from_numpy(val.images))
     with torch.no_grad():
         views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
@@ -212,8 +215,8 @@ def test_evaluate_imageset_equals_evaluate_on_a_loader(splits):
     torch.manual_seed(0)
     model = TinyNet(3).eval()
     _, eval_tf = build_transforms((0.5,) * 3, (0.25,) * 3)
-    a = training.evaluate_imageset(model, val, eval_tf, config())
-    b = training.evaluate(model, BatchLoader(val, 5, shuffle=False, transform=eval_tf))
+    a = loop.evaluate_imageset(model, val, eval_tf, config())
+    b = loop.evaluate(model, BatchLoader(val, 5, shuffle=False, transform=eval_tf))
     np.testing.assert_allclose(a.probs, b.probs, rtol=1e-6, atol=1e-7)
     assert a.accuracy == b.accuracy and math.isclose(a.loss, b.loss, rel_tol=1e-6)
 
@@ -222,7 +225,7 @@ def test_evaluate_on_an_empty_loader_is_named():
     """A split with no images cannot be evaluated."""
     loader = BatchLoader(signal_set(2), 4, drop_last=True)
     with pytest.raises(PathMNISTError, match="empty loader"):
-        training.evaluate(TinyNet(3), loader)
+        loop.evaluate(TinyNet(3), loader)
 
 
 def test_build_mix_picks_what_the_config_asks_for():
@@ -245,7 +248,7 @@ def test_fit_writes_the_run_directory(splits, tiny, tmp_path):
     lock file); no temporary files; load_checkpoint rebuilds the returned (best) model
     and its eval transform."""
     train, val = splits
-    history = training.fit(config(epochs=2), train, val, tmp_path, quiet=True)
+    history = fit(config(epochs=2), train, val, tmp_path, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".pathmnist.lock", "best.pt", "config.json", "history.csv", "last.pt",
     ]  # fmt: skip
@@ -259,7 +262,7 @@ def test_fit_writes_the_run_directory(splits, tiny, tmp_path):
     assert len(info["mean"]) == len(info["std"]) == 3 and info["stain"] is None
     assert History.from_csv(tmp_path / "history.csv").rows == history.rows
 
-    model, cfg, eval_tf, names = checkpoints.load_checkpoint(tmp_path / "best.pt")
+    model, cfg, eval_tf, names = inference.load_checkpoint(tmp_path / "best.pt")
     assert cfg == config(epochs=2) and names == train.class_names and not model.training
     assert_same_weights(model, history.model)
     x = torch.from_numpy(val.images[:5])
@@ -270,7 +273,7 @@ def test_fit_writes_the_run_directory(splits, tiny, tmp_path):
 def test_training_loss_falls(splits, tiny, tmp_path):
     """Over 3 epochs on a learnable set the training loss falls and val accuracy beats chance."""
     train, val = splits
-    rows = training.fit(config(), train, val, tmp_path, quiet=True).rows
+    rows = fit(config(), train, val, tmp_path, quiet=True).rows
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert max(r["val_acc"] for r in rows) > 0.5  # Chance is 1/3.
 
@@ -281,7 +284,7 @@ def test_same_seed_same_history(splits, tiny, tmp_path):
     train, val = splits
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         cfg = config(epochs=2, seed=seed, augment=("flips",))
-        training.fit(cfg, train, val, tmp_path / name, quiet=True)
+        fit(cfg, train, val, tmp_path / name, quiet=True)
     assert comparable(tmp_path / "a" / "history.csv") == comparable(tmp_path / "b" / "history.csv")
     assert comparable(tmp_path / "a" / "history.csv") != comparable(tmp_path / "c" / "history.csv")
 
@@ -295,7 +298,7 @@ def test_fit_runs_with_every_recipe_option(splits, tiny, tmp_path, changes):
     """Each loss, mixing, TTA and augmentation option trains to finite losses and a
     probability-valued accuracy."""
     train, val = splits
-    rows = training.fit(config(epochs=1, **changes), train, val, tmp_path, quiet=True).rows
+    rows = fit(config(epochs=1, **changes), train, val, tmp_path, quiet=True).rows
     assert math.isfinite(rows[0]["train_loss"]) and math.isfinite(rows[0]["val_loss"])
     assert 0.0 <= rows[0]["val_acc"] <= 1.0
 
@@ -303,22 +306,22 @@ def test_fit_runs_with_every_recipe_option(splits, tiny, tmp_path, changes):
 def resume_case(train, val, tmp_path, cfg, monkeypatch):
     """Run `cfg` uninterrupted; run it again, interrupted (KeyboardInterrupt) after epoch 2,
     then resumed. Return both histories."""
-    full = training.fit(cfg, train, val, tmp_path / "full", quiet=True)
-    real_save = checkpoints.save_epoch
+    full = fit(cfg, train, val, tmp_path / "full", quiet=True)
+    real_save = resume.save_epoch
 
     def save_then_interrupt(out_dir, info, model, opt, sched, stopper, rows, stopped):
         real_save(out_dir, info, model, opt, sched, stopper, rows, stopped)
         if rows[-1]["epoch"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoints, "save_epoch", save_then_interrupt)
+    monkeypatch.setattr(resume, "save_epoch", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        training.fit(cfg, train, val, tmp_path / "cut", quiet=True)
-    monkeypatch.setattr(checkpoints, "save_epoch", real_save)
+        fit(cfg, train, val, tmp_path / "cut", quiet=True)
+    monkeypatch.setattr(resume, "save_epoch", real_save)
     torch.manual_seed(12345)  # Disturb the global RNGs: resume must restore them.
     np.random.seed(12345)  # noqa: NPY002 - the global generator is what resume restores.
     random.seed(12345)
-    resumed = training.fit(cfg, train, val, tmp_path / "cut", resume=True, quiet=True)
+    resumed = fit(cfg, train, val, tmp_path / "cut", resume=True, quiet=True)
     return full, resumed
 
 
@@ -340,11 +343,9 @@ def test_resume_is_bit_identical(splits, tiny, tmp_path, monkeypatch):
 def test_resume_with_more_epochs_continues(splits, tiny, tmp_path):
     """A finished 2-epoch run resumed with epochs=4 equals a 4-epoch run (epochs may change)."""
     train, val = splits
-    full = training.fit(config(epochs=4, patience=10), train, val, tmp_path / "a", quiet=True)
-    training.fit(config(epochs=2, patience=10), train, val, tmp_path / "b", quiet=True)
-    more = training.fit(
-        config(epochs=4, patience=10), train, val, tmp_path / "b", resume=True, quiet=True
-    )
+    full = fit(config(epochs=4, patience=10), train, val, tmp_path / "a", quiet=True)
+    fit(config(epochs=2, patience=10), train, val, tmp_path / "b", quiet=True)
+    more = fit(config(epochs=4, patience=10), train, val, tmp_path / "b", resume=True, quiet=True)
     assert_same_weights(full.model, more.model)
     assert [r["epoch"] for r in more.rows] == [1, 2, 3, 4]
 
@@ -352,13 +353,13 @@ def test_resume_with_more_epochs_continues(splits, tiny, tmp_path):
 def test_resume_of_a_finished_run_does_not_train(splits, tiny, tmp_path, monkeypatch):
     """Resuming a run that ran all its epochs returns its history and best model untouched."""
     train, val = splits
-    first = training.fit(config(epochs=2), train, val, tmp_path, quiet=True)
+    first = fit(config(epochs=2), train, val, tmp_path, quiet=True)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run must not train again")
 
-    monkeypatch.setattr(training, "train_one_epoch", no_training)
-    again = training.fit(config(epochs=2), train, val, tmp_path, resume=True, quiet=True)
+    monkeypatch.setattr(loop, "train_one_epoch", no_training)
+    again = fit(config(epochs=2), train, val, tmp_path, resume=True, quiet=True)
     assert again.rows == first.rows and again.best_epoch == first.best_epoch
     assert_same_weights(first.model, again.model)
 
@@ -368,13 +369,13 @@ def test_resume_refusals(splits, tiny, tmp_path):
     leave the run's files as they were."""
     train, val = splits
     with pytest.raises(PathMNISTError, match=r"nothing to resume.*drop --resume"):
-        training.fit(config(), train, val, tmp_path, resume=True)
-    training.fit(config(epochs=1), train, val, tmp_path, quiet=True)
+        fit(config(), train, val, tmp_path, resume=True)
+    fit(config(epochs=1), train, val, tmp_path, quiet=True)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(PathMNISTError, match=r"lr=0\.01 but this one asks for lr=0\.5"):
-        training.fit(config(epochs=1, lr=0.5), train, val, tmp_path, resume=True)
+        fit(config(epochs=1, lr=0.5), train, val, tmp_path, resume=True)
     with pytest.raises(PathMNISTError, match="trained on other data"):
-        training.fit(config(epochs=1), signal_set(41), val, tmp_path, resume=True)
+        fit(config(epochs=1), signal_set(41), val, tmp_path, resume=True)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
@@ -382,13 +383,13 @@ def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(splits,
     """A second fit into the same folder is refused before anything changes; overwrite
     replaces the run and keeps the user's own files."""
     train, val = splits
-    training.fit(config(epochs=1), train, val, tmp_path, quiet=True)
+    fit(config(epochs=1), train, val, tmp_path, quiet=True)
     (tmp_path / "notes.txt").write_text("mine")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(PathMNISTError, match="already holds a run; pass --resume"):
-        training.fit(config(epochs=2), train, val, tmp_path, quiet=True)
+        fit(config(epochs=2), train, val, tmp_path, quiet=True)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
-    history = training.fit(config(epochs=2), train, val, tmp_path, quiet=True, overwrite=True)
+    history = fit(config(epochs=2), train, val, tmp_path, quiet=True, overwrite=True)
     assert len(history.rows) == 2 and (tmp_path / "notes.txt").read_text() == "mine"
     assert len(History.from_csv(tmp_path / "history.csv").rows) == 2
 
@@ -397,15 +398,15 @@ def test_early_stopping_restores_the_best_weights(splits, tiny, tmp_path, monkey
     """With val loss 1.0, 0.5, 0.8, 0.9 and patience 2, training stops after epoch 4;
     the returned model holds epoch 2's weights (those in best.pt), not the last ones."""
     train, val = splits
-    real_evaluate = training.evaluate
+    real_evaluate = loop.evaluate
     series = iter([1.0, 0.5, 0.8, 0.9, 0.95, 1.0])
 
     def scripted(model, loader, precision="fp32", tta=False):
         ev = real_evaluate(model, loader, precision, tta=tta)
         return dataclasses.replace(ev, loss=next(series))
 
-    monkeypatch.setattr(training, "evaluate", scripted)
-    history = training.fit(config(epochs=6, patience=2), train, val, tmp_path, quiet=True)
+    monkeypatch.setattr(loop, "evaluate", scripted)
+    history = fit(config(epochs=6, patience=2), train, val, tmp_path, quiet=True)
     assert history.stopped_early and history.best_epoch == 2 and len(history.rows) == 4
     best = checkpoints.load(tmp_path / "best.pt")
     last = checkpoints.load(tmp_path / "last.pt")
@@ -420,7 +421,7 @@ def test_a_nan_loss_stops_with_one_sentence(splits, tiny, tmp_path, monkeypatch)
     """A NaN training loss in epoch 2 raises a PathMNISTError that suggests a lower lr;
     history.csv and best.pt still hold epoch 1."""
     train, val = splits
-    real = training.train_one_epoch
+    real = loop.train_one_epoch
     calls = []
 
     def nan_in_epoch_2(*args, **kwargs):
@@ -428,9 +429,9 @@ def test_a_nan_loss_stops_with_one_sentence(splits, tiny, tmp_path, monkeypatch)
         loss, acc = real(*args, **kwargs)
         return (math.nan if len(calls) == 2 else loss), acc
 
-    monkeypatch.setattr(training, "train_one_epoch", nan_in_epoch_2)
+    monkeypatch.setattr(loop, "train_one_epoch", nan_in_epoch_2)
     with pytest.raises(PathMNISTError, match=r"loss became nan in epoch 2.*lower --lr"):
-        training.fit(config(epochs=3), train, val, tmp_path, quiet=True)
+        fit(config(epochs=3), train, val, tmp_path, quiet=True)
     assert len(History.from_csv(tmp_path / "history.csv").rows) == 1
     assert checkpoints.load(tmp_path / "best.pt")["epoch"] == 1
 
@@ -441,7 +442,7 @@ def test_bf16_training_runs_on_cpu(splits, tiny, tmp_path):
     train, val = splits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Emulated bf16 on this CPU.
-        history = training.fit(config(epochs=1, precision="bf16"), train, val, tmp_path, quiet=True)
+        history = fit(config(epochs=1, precision="bf16"), train, val, tmp_path, quiet=True)
     assert all(math.isfinite(history.rows[0][k]) for k in ("train_loss", "val_loss"))
     assert history.rows[0]["precision"] == "bf16"
 
@@ -452,14 +453,14 @@ def test_fit_input_errors(splits, tmp_path):
     train, val = splits
     out = tmp_path / "run"
     with pytest.raises(PathMNISTError, match="lr="):
-        training.fit(config(lr=-1.0), train, val, out)
+        fit(config(lr=-1.0), train, val, out)
     other = ImageSet(val.images, val.labels, ("a", "b", "c"))
     with pytest.raises(PathMNISTError, match="same file"):
-        training.fit(config(), train, other, out)
+        fit(config(), train, other, out)
     with pytest.raises(PathMNISTError, match="at least 2"):
-        training.fit(config(), signal_set(1), val, out)
+        fit(config(), signal_set(1), val, out)
     with pytest.raises(PathMNISTError, match="as an ImageSet"):
-        training.fit(config(), train.images, val, out)
+        fit(config(), train.images, val, out)
     assert not out.exists()
 
 
@@ -472,11 +473,11 @@ def test_cuda_fit_trains_and_records_the_device(splits, tiny, tmp_path):
     """On a GPU (auto precision) the run trains to finite losses and history.csv says
     cuda; the best weights reload on the CPU."""
     train, val = splits
-    history = training.fit(config(epochs=2, device="cuda", precision="auto"), train, val,
+    history = fit(config(epochs=2, device="cuda", precision="auto"), train, val,
                            tmp_path, quiet=True)  # fmt: skip
     assert {r["device"] for r in history.rows} == {"cuda"}
     assert all(math.isfinite(r["train_loss"]) for r in history.rows)
-    model = checkpoints.load_checkpoint(tmp_path / "best.pt").model
+    model = inference.load_checkpoint(tmp_path / "best.pt").model
     assert next(model.parameters()).device.type == "cpu"
 
 

@@ -1,5 +1,5 @@
-"""Tests for pathmnist.transforms and the flips and rotations it builds on
-(pathmnist.dihedral): torchvision.transforms.v2.functional as the oracle on the same batch
+"""Tests for pathmnist.augment.transforms and the flips and rotations it builds on
+(pathmnist.augment.dihedral): torchvision.transforms.v2.functional as the oracle on the same batch
 (random decisions replayed through it), RandomDihedral against the Compose of the three
 random transforms, NormalizeUint8 against ToFloat then Normalize, hypothesis properties
 for the invariants, numpy float64 for channel_stats, and bad inputs."""
@@ -22,7 +22,7 @@ from strategies import (
 )
 from torchvision.transforms.v2 import functional as TF
 
-from pathmnist.dihedral import (
+from pathmnist.augment.dihedral import (
     RandomDihedral,
     RandomHorizontalFlip,
     RandomRot90,
@@ -31,8 +31,7 @@ from pathmnist.dihedral import (
     rot90,
     vflip,
 )
-from pathmnist.errors import PathMNISTError
-from pathmnist.transforms import (
+from pathmnist.augment.transforms import (
     Compose,
     Normalize,
     NormalizeUint8,
@@ -41,6 +40,7 @@ from pathmnist.transforms import (
     build_transforms,
     channel_stats,
 )
+from pathmnist.errors import PathMNISTError
 
 MEAN, STD = (0.74, 0.53, 0.71), (0.12, 0.18, 0.13)  # H&E-like: pink, so green is lowest
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -1,4 +1,4 @@
-"""pathmnist.tuning: grid() spells out the seed's search space in a fixed order (checked
+"""pathmnist.tuning: grid.expand() spells out the seed's search space in a fixed order (checked
 against sklearn's ParameterGrid); summarize() ranks trials by their mean over seeds with a
 Student-t interval (checked against scipy.stats); grid_search() and halving_search()
 record one results.csv row per (trial, epochs, seed), skip finished runs on resume,
@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 from sklearn.model_selection import ParameterGrid
 from test_training import TinyNet, signal_set
 
-from pathmnist import checkpoints, data, resnet, tuning
 from pathmnist.config import TrainConfig
+from pathmnist.data import dataset as data
 from pathmnist.errors import PathMNISTError
+from pathmnist.model import resnet
+from pathmnist.studies import folder, grid, halving
+from pathmnist.training import resume
 
 BASE = TrainConfig(device="cpu", precision="fp32", batch_size=8)
 
@@ -47,7 +50,7 @@ def comparable(results):
 
 def test_seed_space_has_eight_trials_in_documented_order():
     """The seed's space gives Adam {1e-3, 3e-3} and SGD {1e-2, 3e-2} x batch {64, 128}."""
-    trials = tuning.grid(tuning.DEFAULT_SPACE)
+    trials = grid.expand(grid.DEFAULT_SPACE)
     assert [(t["optimizer"], t["lr"], t["batch_size"]) for t in trials] == [
         ("adam", 1e-3, 64), ("adam", 1e-3, 128), ("adam", 3e-3, 64), ("adam", 3e-3, 128),
         ("sgd", 1e-2, 64), ("sgd", 1e-2, 128), ("sgd", 3e-2, 64), ("sgd", 3e-2, 128),
@@ -67,10 +70,10 @@ space_values = st.lists(st.integers(0, 5), min_size=1, max_size=3, unique=True)
     )
 )
 def test_grid_equals_sklearn_parameter_grid(space):
-    """For any list of sub-grids, grid() yields the same trials as sklearn's ParameterGrid."""
-    ours = tuning.grid(space)
+    """For any list of sub-grids, grid.expand() yields the same trials as sklearn's ParameterGrid."""
+    ours = grid.expand(space)
     oracle = list(ParameterGrid(space))
-    assert sorted(map(tuning.trial_key, ours)) == sorted(map(tuning.trial_key, oracle))
+    assert sorted(map(folder.trial_key, ours)) == sorted(map(folder.trial_key, oracle))
     assert len(ours) == sum(len(s["lr"]) * len(s["batch_size"]) * len(s["epochs"]) for s in space)
 
 
@@ -88,7 +91,7 @@ def test_grid_equals_sklearn_parameter_grid(space):
 def test_bad_spaces_are_named(space, word):
     """A misspelt field, an empty or scalar value list, or an empty sub-grid is an error."""
     with pytest.raises(PathMNISTError, match=word):
-        tuning.grid(space)
+        grid.expand(space)
 
 
 def test_trial_key_and_name():
@@ -96,9 +99,9 @@ def test_trial_key_and_name():
     the optimizer's bare name and has no slash or space."""
     a = {"optimizer": "adam", "lr": 0.001, "batch_size": 64}
     b = {"batch_size": 64, "lr": 0.001, "optimizer": "adam"}
-    assert tuning.trial_key(a) == tuning.trial_key(b) != tuning.trial_key({**a, "lr": 0.003})
-    assert tuning.trial_name(a) == "adam_lr=0.001_batch_size=64"
-    assert tuning.trial_name({"augment": "a/b c"}) == "augment=a-bc"
+    assert folder.trial_key(a) == folder.trial_key(b) != folder.trial_key({**a, "lr": 0.003})
+    assert folder.trial_name(a) == "adam_lr=0.001_batch_size=64"
+    assert folder.trial_name({"augment": "a/b c"}) == "augment=a-bc"
 
 
 # summarize and compute.
@@ -118,7 +121,7 @@ def test_summary_mean_and_interval_equal_scipy(accs):
     Student-t interval (rel. 1e-9) clipped to [0, 1], where an accuracy lives; val_loss
     is the mean too."""
     rows = [row({"lr": 0.1}, s, a, loss=s) for s, a in enumerate(accs)]
-    (s,) = tuning.summarize(rows)
+    (s,) = grid.summarize(rows)
     mean = np.mean(accs)
     sem = np.std(accs, ddof=1) / math.sqrt(len(accs))
     low, high = (mean, mean) if sem == 0 else scipy.stats.t.interval(0.95, len(accs) - 1, mean, sem)
@@ -136,7 +139,7 @@ def test_summary_ranking():
         row({"t": 0}, 0, 0.5, 0.3), row({"t": 1}, 0, 0.9, 0.4), row({"t": 2}, 0, 0.9, 0.2),
         row({"t": 3}, 0, 0.1, 0.9, epochs=9),
     ]  # fmt: skip
-    ranked = tuning.summarize(rows)
+    ranked = grid.summarize(rows)
     assert [s["params"]["t"] for s in ranked] == [3, 2, 1, 0]
     assert math.isnan(ranked[0]["val_acc_low"]) and math.isnan(ranked[0]["val_acc_high"])
 
@@ -144,7 +147,7 @@ def test_summary_ranking():
 def test_compute_counts_image_epochs():
     """Compute is the epochs of every finished run times the training images."""
     rows = [row({}, 0, 0.5, epochs=3), row({}, 1, 0.5, epochs=9)]
-    assert tuning.compute(rows, 1000) == 12_000 and tuning.compute([], 10) == 0
+    assert grid.compute(rows, 1000) == 12_000 and grid.compute([], 10) == 0
 
 
 # results.csv
@@ -152,14 +155,14 @@ def test_compute_counts_image_epochs():
 
 def test_results_file_round_trip_and_refusals(tmp_path):
     """An absent results.csv reads as no rows; foreign columns or a non-number are named."""
-    assert tuning.read_results(tmp_path / "results.csv") == []
+    assert folder.read_results(tmp_path / "results.csv") == []
     (tmp_path / "results.csv").write_text("a,b\n1,2\n")
     with pytest.raises(PathMNISTError, match=r"results\.csv is not a results file"):
-        tuning.read_results(tmp_path / "results.csv")
-    header = ",".join(tuning.RESULT_COLUMNS)
+        folder.read_results(tmp_path / "results.csv")
+    header = ",".join(folder.RESULT_COLUMNS)
     (tmp_path / "results.csv").write_text(header + '\n"{}",3,0,high,0.5,1,2.0\n')
     with pytest.raises(PathMNISTError, match="not a number"):
-        tuning.read_results(tmp_path / "results.csv")
+        folder.read_results(tmp_path / "results.csv")
 
 
 # Searches on the tiny net.
@@ -171,29 +174,29 @@ def test_grid_search_repeats_seeds_and_cleans_up(splits, tiny, tmp_path):
     checkpoints; search.json records the search."""
     train, val = splits
     space = {"lr": [1e-2, 1e-3]}
-    ranked = tuning.grid_search(space, train, val, tmp_path, epochs=1, base=BASE, repeats=2,
+    ranked = grid.grid_search(space, train, val, tmp_path, epochs=1, base=BASE, repeats=2,
                                 quiet=True)  # fmt: skip
-    rows = tuning.read_results(tmp_path / "results.csv")
+    rows = folder.read_results(tmp_path / "results.csv")
     assert sorted((r["params"]["lr"], r["seed"]) for r in rows) == [
         (1e-3, 0), (1e-3, 1), (1e-2, 0), (1e-2, 1),
     ]  # fmt: skip
     assert [s["n"] for s in ranked] == [2, 2] and all(s["seeds"] == [0, 1] for s in ranked)
-    assert comparable(ranked) == comparable(tuning.summarize(rows))
+    assert comparable(ranked) == comparable(grid.summarize(rows))
     trial = tmp_path / "lr=0.01" / "epochs=1_seed=1"
     assert (trial / "history.csv").exists() and (trial / "config.json").exists()
     assert not list(tmp_path.rglob("*.pt"))
     key = json.loads((tmp_path / "search.json").read_text())
     assert (key["strategy"], key["repeats"], key["epochs"]) == ("grid", 2, 1)
-    assert key["space"] == tuning.grid(space) and key["base"] == BASE.to_dict()
+    assert key["space"] == grid.expand(space) and key["base"] == BASE.to_dict()
 
 
 def test_a_finished_search_resumed_trains_nothing(splits, tiny, tmp_path, monkeypatch):
     """Resuming a finished search reads every run from results.csv."""
     train, val = splits
-    first = tuning.grid_search({"lr": [1e-2]}, train, val, tmp_path, epochs=1, base=BASE,
+    first = grid.grid_search({"lr": [1e-2]}, train, val, tmp_path, epochs=1, base=BASE,
                                quiet=True)  # fmt: skip
-    monkeypatch.setattr(tuning, "fit", lambda *a, **k: pytest.fail("trained again"))
-    again = tuning.grid_search({"lr": [1e-2]}, train, val, tmp_path, epochs=1, base=BASE,
+    monkeypatch.setattr(folder, "fit", lambda *a, **k: pytest.fail("trained again"))
+    again = grid.grid_search({"lr": [1e-2]}, train, val, tmp_path, epochs=1, base=BASE,
                                resume=True, quiet=True)  # fmt: skip
     assert comparable(again) == comparable(first)
 
@@ -203,21 +206,21 @@ def test_a_trial_killed_mid_way_continues_from_its_last_pt(splits, tiny, tmp_pat
     its last.pt and ends with the rows of an uninterrupted search."""
     train, val = splits
     space = {"lr": [1e-2, 1e-3]}
-    full = tuning.grid_search(space, train, val, tmp_path / "full", epochs=2, base=BASE,
+    full = grid.grid_search(space, train, val, tmp_path / "full", epochs=2, base=BASE,
                               quiet=True)  # fmt: skip
-    real_save = checkpoints.save_epoch
+    real_save = resume.save_epoch
 
     def killed_after_epoch_1_of_trial_2(out_dir, *args):
         real_save(out_dir, *args)
         if "lr=0.001" in str(out_dir) and args[-2][-1]["epoch"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoints, "save_epoch", killed_after_epoch_1_of_trial_2)
+    monkeypatch.setattr(resume, "save_epoch", killed_after_epoch_1_of_trial_2)
     with pytest.raises(KeyboardInterrupt):
-        tuning.grid_search(space, train, val, tmp_path / "cut", epochs=2, base=BASE, quiet=True)
-    monkeypatch.setattr(checkpoints, "save_epoch", real_save)
+        grid.grid_search(space, train, val, tmp_path / "cut", epochs=2, base=BASE, quiet=True)
+    monkeypatch.setattr(resume, "save_epoch", real_save)
     assert (tmp_path / "cut" / "lr=0.001" / "epochs=2_seed=0" / "last.pt").exists()
-    resumed = tuning.grid_search(space, train, val, tmp_path / "cut", epochs=2, base=BASE,
+    resumed = grid.grid_search(space, train, val, tmp_path / "cut", epochs=2, base=BASE,
                                  resume=True, quiet=True)  # fmt: skip
     assert comparable(resumed) == comparable(full)
 
@@ -236,24 +239,24 @@ def test_a_resume_of_another_search_is_refused(splits, tiny, tmp_path, changes, 
     one sentence naming what differs, and results.csv is left as it was."""
     train, val = splits
     args = {"space": {"lr": [1e-2]}, "epochs": 1, "base": BASE, "repeats": 1}
-    tuning.grid_search(args["space"], train, val, tmp_path, epochs=1, base=BASE, quiet=True)
+    grid.grid_search(args["space"], train, val, tmp_path, epochs=1, base=BASE, quiet=True)
     before = (tmp_path / "results.csv").read_text()
     args.update(changes)
     with pytest.raises(PathMNISTError, match=rf"cannot resume the search in .*: its {words}"):
-        tuning.grid_search(args.pop("space"), train, val, tmp_path, resume=True, quiet=True,
+        grid.grid_search(args.pop("space"), train, val, tmp_path, resume=True, quiet=True,
                            **args)  # fmt: skip
     assert (tmp_path / "results.csv").read_text() == before
 
 
 def test_existing_results_need_resume(splits, tmp_path):
     """resume=False refuses to mix a new search into a folder holding one."""
-    (tmp_path / "results.csv").write_text(",".join(tuning.RESULT_COLUMNS) + "\n")
+    (tmp_path / "results.csv").write_text(",".join(folder.RESULT_COLUMNS) + "\n")
     with pytest.raises(PathMNISTError, match="already holds a run; pass --resume"):
-        tuning.grid_search({"lr": [1e-3]}, *splits, tmp_path, resume=False)
+        grid.grid_search({"lr": [1e-3]}, *splits, tmp_path, resume=False)
     with pytest.raises(PathMNISTError, match=r"nothing to resume .*\(no search\.json\)"):
-        tuning.grid_search({"lr": [1e-3]}, *splits, tmp_path / "new", resume=True)
+        grid.grid_search({"lr": [1e-3]}, *splits, tmp_path / "new", resume=True)
     with pytest.raises(PathMNISTError, match="repeats=0"):
-        tuning.grid_search({"lr": [1e-3]}, *splits, tmp_path / "new", repeats=0)
+        grid.grid_search({"lr": [1e-3]}, *splits, tmp_path / "new", repeats=0)
 
 
 def test_halving_search_follows_the_schedule(splits, tiny, tmp_path):
@@ -262,14 +265,14 @@ def test_halving_search_follows_the_schedule(splits, tiny, tmp_path):
     and the winner is that candidate."""
     train, val = splits
     space = {"lr": [1e-2, 3e-3, 1e-3]}
-    ranked, result = tuning.halving_search(space, train, val, tmp_path, eta=3, min_epochs=1,
+    ranked, result = halving.halving_search(space, train, val, tmp_path, eta=3, min_epochs=1,
                                            max_epochs=3, base=BASE, quiet=True)  # fmt: skip
-    rows = tuning.read_results(tmp_path / "results.csv")
+    rows = folder.read_results(tmp_path / "results.csv")
     assert sorted(r["epochs"] for r in rows) == [1, 1, 1, 3]
     assert [(r.round, r.resource) for r in result.records] == [(0, 1)] * 3 + [(1, 3)]
     assert ranked[0]["epochs"] == 3
-    assert ranked[0]["params"] == tuning.grid(space)[result.winner]
-    assert result.compute == tuning.compute(rows, 1) == 6
+    assert ranked[0]["params"] == grid.expand(space)[result.winner]
+    assert result.compute == grid.compute(rows, 1) == 6
     assert json.loads((tmp_path / "search.json").read_text())["strategy"] == "halving"
 
 
@@ -289,8 +292,8 @@ def test_grid_search_resumes_after_interruption(npz_splits, tmp_path, monkeypatc
     run, and the final table equals an uninterrupted search's."""
     train, val = npz_splits
     base = TrainConfig(device="cpu", precision="fp32")
-    full = tuning.grid_search(
-        tuning.DEFAULT_SPACE, train, val, tmp_path / "full", epochs=1, base=base, quiet=True
+    full = grid.grid_search(
+        grid.DEFAULT_SPACE, train, val, tmp_path / "full", epochs=1, base=base, quiet=True
     )
     assert len(full) == 8
 
@@ -298,7 +301,7 @@ def test_grid_search_resumes_after_interruption(npz_splits, tmp_path, monkeypatc
         """Stands for the user's Ctrl-C: the run ends in the middle of the search."""
 
     calls = []
-    real_fit = tuning.fit
+    real_fit = folder.fit
 
     def fit_that_stops(*args, **kwargs):
         calls.append(args[0])
@@ -306,15 +309,15 @@ def test_grid_search_resumes_after_interruption(npz_splits, tmp_path, monkeypatc
             raise Interrupted
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(tuning, "fit", fit_that_stops)
+    monkeypatch.setattr(folder, "fit", fit_that_stops)
     with pytest.raises(Interrupted):
-        tuning.grid_search(
-            tuning.DEFAULT_SPACE, train, val, tmp_path / "cut", epochs=1, base=base, quiet=True
+        grid.grid_search(
+            grid.DEFAULT_SPACE, train, val, tmp_path / "cut", epochs=1, base=base, quiet=True
         )
-    assert len(tuning.read_results(tmp_path / "cut" / "results.csv")) == 3
+    assert len(folder.read_results(tmp_path / "cut" / "results.csv")) == 3
     calls.clear()
-    monkeypatch.setattr(tuning, "fit", lambda *a, **k: calls.append(a[0]) or real_fit(*a, **k))
-    resumed = tuning.grid_search(tuning.DEFAULT_SPACE, train, val, tmp_path / "cut", epochs=1,
+    monkeypatch.setattr(folder, "fit", lambda *a, **k: calls.append(a[0]) or real_fit(*a, **k))
+    resumed = grid.grid_search(grid.DEFAULT_SPACE, train, val, tmp_path / "cut", epochs=1,
                                  base=base, resume=True, quiet=True)  # fmt: skip
     assert len(calls) == 5
     assert comparable(resumed) == comparable(full)

@@ -21,7 +21,7 @@ once, at the end.
 
 import numpy as np
 
-REPLACES = {"pathmnist.metrics._ovr_auc": "ovr_auc"}
+REPLACES = {"pathmnist.evaluation.metrics._ovr_auc": "ovr_auc"}
 ORACLE_TESTS = (
     "test_sklearn_toy_macro_auc",
     "test_roc_auc_matches_sklearn_and_pairwise_count",

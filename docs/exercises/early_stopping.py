@@ -1,6 +1,6 @@
 """Exercise for chapter 5: the early-stopping step, Keras's rule.
 
-Write the core of `step(self, value, model)` for `pathmnist.early_stopping.EarlyStopping`,
+Write the core of `step(self, value, model)` for `pathmnist.training.early_stopping.EarlyStopping`,
 called once per epoch with that epoch's monitored value (the validation loss, say). The
 part that is not the lesson is written for you below: turning the value into a float,
 counting the epoch, and stopping at once on a NaN. Yours is Keras's rule:
@@ -29,7 +29,7 @@ import warnings
 
 from pathmnist.errors import PathMNISTError
 
-REPLACES = {"pathmnist.early_stopping.EarlyStopping.step": "step"}
+REPLACES = {"pathmnist.training.early_stopping.EarlyStopping.step": "step"}
 ORACLE_TESTS = (
     "test_keras_golden_patience",
     "test_keras_golden_restore",

@@ -27,7 +27,7 @@ does the package's `_focal_factor` avoid it?
 import torch  # noqa: F401 - yours will need them.
 import torch.nn.functional as F  # noqa: F401
 
-REPLACES = {"pathmnist.losses.focal_loss": "focal_loss"}
+REPLACES = {"pathmnist.model.losses.focal_loss": "focal_loss"}
 ORACLE_TESTS = (
     "test_focal_equals_kornia_and_direct_evaluation",
     "test_focal_with_gamma_zero_is_cross_entropy",

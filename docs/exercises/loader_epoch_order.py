@@ -1,6 +1,6 @@
 """Exercise for chapter 1 (the data): the batch loader's epoch.
 
-Write `iterate(self)`, the body of `pathmnist.loader.BatchLoader.__iter__`: a generator
+Write `iterate(self)`, the body of `pathmnist.data.loader.BatchLoader.__iter__`: a generator
 of (x, y) batches for the epoch chosen by `set_epoch`:
 
 1. seed the loader's own CPU generator, `self.generator`, with
@@ -29,7 +29,7 @@ Hint. `range(0, len(self) * b, b)` gives each batch's first index.
 
 import torch  # noqa: F401 - yours will need it.
 
-REPLACES = {"pathmnist.loader.BatchLoader.__iter__": "iterate"}
+REPLACES = {"pathmnist.data.loader.BatchLoader.__iter__": "iterate"}
 ORACLE_TESTS = (
     "test_every_index_once_per_epoch",
     "test_order_depends_on_seed_and_epoch_only",

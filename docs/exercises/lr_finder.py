@@ -1,7 +1,7 @@
 """Exercise for chapter 11 (when training goes wrong): the range test's schedule and its
 smoothed loss.
 
-Write the two small functions behind `pathmnist.lr_finder.lr_range_test`:
+Write the two small functions behind `pathmnist.training.lr_finder.lr_range_test`:
 
 - `lr_schedule(start_lr, end_lr, num_steps)`: the list of `num_steps` learning rates from
   start_lr to end_lr (both included), each the previous one times the same factor:
@@ -23,8 +23,8 @@ constant loss of 2.0 would be "smoothed" to 0.04, 0.08, ...: why?
 """
 
 REPLACES = {
-    "pathmnist.lr_finder.lr_schedule": "lr_schedule",
-    "pathmnist.lr_finder.smooth": "smooth",
+    "pathmnist.training.lr_finder.lr_schedule": "lr_schedule",
+    "pathmnist.training.lr_finder.smooth": "smooth",
 }
 ORACLE_TESTS = (
     "test_schedule_equals_numpy_geomspace",

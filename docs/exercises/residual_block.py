@@ -1,6 +1,6 @@
 """Exercise for chapter 4 (ResNet-18): the residual block's forward pass.
 
-Write `forward(self, x)` for `pathmnist.resnet.BasicBlock`: two 3x3 convolutions, each
+Write `forward(self, x)` for `pathmnist.model.resnet.BasicBlock`: two 3x3 convolutions, each
 followed by its BatchNorm, a ReLU between them, the shortcut added before the last ReLU:
 
     y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)),
@@ -26,7 +26,7 @@ the order: the last ReLU comes after the addition. `self.relu` is in-place: neve
 it to `x` itself, which the shortcut still needs.
 """
 
-REPLACES = {"pathmnist.resnet.BasicBlock.forward": "forward"}
+REPLACES = {"pathmnist.model.resnet.BasicBlock.forward": "forward"}
 ORACLE_TESTS = (
     "test_state_dict_parameters_and_outputs_match_torchvision[resnet18-9]",
     "test_stage_shapes_at_64[imagenet-expected0]",

@@ -1,6 +1,6 @@
 """Exercise for chapter 3 (transforms): the per-sample quarter turns.
 
-Write `rot90(x, k)` for `pathmnist.dihedral`: turn sample i of the batch by k[i] * 90
+Write `rot90(x, k)` for `pathmnist.augment.dihedral`: turn sample i of the batch by k[i] * 90
 degrees counter-clockwise, as `torch.rot90(sample, k[i])` and torchvision's
 `rotate(angle=90 * k[i])` turn it. `x` is a uint8 (B, H, W, 3) batch or a float
 (B, 3, H, W) one (the course's layout rule; `checks.batch_layout(x, _name)` returns the two image
@@ -26,7 +26,7 @@ import torch  # noqa: F401 - yours will need it.
 
 from pathmnist.checks import batch_layout
 
-REPLACES = {"pathmnist.dihedral.rot90": "rot90"}
+REPLACES = {"pathmnist.augment.dihedral.rot90": "rot90"}
 ORACLE_TESTS = (
     "test_rot90_direction_golden",
     "test_rot90_takes_any_integer_k",

@@ -5,7 +5,7 @@ Write `closed_form(self)`, the learning rate of every parameter group after
 
     lr = base_lr * gamma ** floor(last_epoch / step_size),
 
-one value per entry of `self.base_lrs`, as a list. `pathmnist.schedulers.StepLR.step()`
+one value per entry of `self.base_lrs`, as a list. `pathmnist.training.schedulers.StepLR.step()`
 calls it after advancing `last_epoch` and writes the values into the optimizer; the
 constructor takes the first step, so right after construction last_epoch is 0 and the rate
 is base_lr.
@@ -20,7 +20,7 @@ Hint. `//` is floor division for non-negative ints; the attributes are self.base
 self.gamma, self.step_size and self.last_epoch.
 """
 
-REPLACES = {"pathmnist.schedulers.StepLR._closed_form": "closed_form"}
+REPLACES = {"pathmnist.training.schedulers.StepLR._closed_form": "closed_form"}
 ORACLE_TESTS = (
     "test_torch_golden_get_last_lr",
     "test_torch_golden_two_groups",

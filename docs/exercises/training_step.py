@@ -1,6 +1,6 @@
 """Exercise for chapter 7 (the training loop): the training step.
 
-Write the heart of `pathmnist.training.train_one_epoch`: for each batch, one optimizer
+Write the heart of `pathmnist.training.loop.train_one_epoch`: for each batch, one optimizer
 step, and the running sums behind the epoch's mean loss and accuracy. Everything around it
 is written for you below (train mode, MixUp/CutMix targets, the progress bar, the
 empty-loader check). Per batch:
@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.training import forward  # noqa: F401 - yours will need it.
+from pathmnist.training.loop import forward  # noqa: F401 - yours will need it.
 
-REPLACES = {"pathmnist.training.train_one_epoch": "train_one_epoch"}
+REPLACES = {"pathmnist.training.loop.train_one_epoch": "train_one_epoch"}
 ORACLE_TESTS = (
     "test_train_one_epoch_reports_mean_loss_and_accuracy",
     "test_training_loss_falls",

@@ -18,8 +18,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pathmnist import ablation, report, tuning  # noqa: E402
-from pathmnist.history import History, best_row, format_epoch  # noqa: E402
+from pathmnist.report import tables  # noqa: E402
+from pathmnist.studies import ablation, folder, grid  # noqa: E402
+from pathmnist.training.history import History, best_row, format_epoch  # noqa: E402
 
 REGION = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results -->)", re.S)
 
@@ -57,11 +58,11 @@ def lesson1() -> str:
 
 
 def lesson2() -> str:
-    rows = tuning.read_results(HERE / "lesson2" / "results.csv")
-    best = tuning.summarize(rows)[0]
+    rows = folder.read_results(HERE / "lesson2" / "results.csv")
+    best = grid.summarize(rows)[0]
     return (
         f"Lesson 2 (3 seeds per trial, {len(rows)} runs) chose "
-        f"`{tuning.trial_name(best['params'])}`: mean val accuracy {best['val_acc']:.4f} "
+        f"`{folder.trial_name(best['params'])}`: mean val accuracy {best['val_acc']:.4f} "
         f"[{best['val_acc_low']:.4f}, {best['val_acc_high']:.4f}].\n"
     )
 
@@ -82,7 +83,7 @@ def lesson3() -> str:
 
 def lesson4() -> str:
     summary = ablation.summarize(ablation.read_rows(HERE / "lesson4" / "results.csv"))
-    return report.format_ablation(summary) + "\n"
+    return tables.format_ablation(summary) + "\n"
 
 
 RENDER = {"lesson1": lesson1, "lesson2": lesson2, "lesson3": lesson3, "lesson4": lesson4}

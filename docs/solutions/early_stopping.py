@@ -8,7 +8,7 @@ import warnings
 
 from pathmnist.errors import PathMNISTError
 
-REPLACES = {"pathmnist.early_stopping.EarlyStopping.step": "step"}
+REPLACES = {"pathmnist.training.early_stopping.EarlyStopping.step": "step"}
 ORACLE_TESTS = (
     "test_keras_golden_patience",
     "test_keras_golden_restore",

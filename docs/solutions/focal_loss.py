@@ -10,7 +10,7 @@ factor where 1 - p is exactly 0, so that gamma < 1 never meets an infinite slope
 import torch
 import torch.nn.functional as F
 
-REPLACES = {"pathmnist.losses.focal_loss": "focal_loss"}
+REPLACES = {"pathmnist.model.losses.focal_loss": "focal_loss"}
 ORACLE_TESTS = (
     "test_focal_equals_kornia_and_direct_evaluation",
     "test_focal_with_gamma_zero_is_cross_entropy",

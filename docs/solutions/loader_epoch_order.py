@@ -5,7 +5,7 @@ python -m pathmnist.exercises check docs/solutions/loader_epoch_order.py
 
 import torch
 
-REPLACES = {"pathmnist.loader.BatchLoader.__iter__": "iterate"}
+REPLACES = {"pathmnist.data.loader.BatchLoader.__iter__": "iterate"}
 ORACLE_TESTS = (
     "test_every_index_once_per_epoch",
     "test_order_depends_on_seed_and_epoch_only",

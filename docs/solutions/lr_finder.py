@@ -4,8 +4,8 @@ python -m pathmnist.exercises check docs/solutions/lr_finder.py
 """
 
 REPLACES = {
-    "pathmnist.lr_finder.lr_schedule": "lr_schedule",
-    "pathmnist.lr_finder.smooth": "smooth",
+    "pathmnist.training.lr_finder.lr_schedule": "lr_schedule",
+    "pathmnist.training.lr_finder.smooth": "smooth",
 }
 ORACLE_TESTS = (
     "test_schedule_equals_numpy_geomspace",

@@ -10,7 +10,7 @@ import torch
 
 from pathmnist.checks import batch_layout
 
-REPLACES = {"pathmnist.dihedral.rot90": "rot90"}
+REPLACES = {"pathmnist.augment.dihedral.rot90": "rot90"}
 ORACLE_TESTS = (
     "test_rot90_direction_golden",
     "test_rot90_takes_any_integer_k",

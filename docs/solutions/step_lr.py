@@ -3,7 +3,7 @@
 python -m pathmnist.exercises check docs/solutions/step_lr.py
 """
 
-REPLACES = {"pathmnist.schedulers.StepLR._closed_form": "closed_form"}
+REPLACES = {"pathmnist.training.schedulers.StepLR._closed_form": "closed_form"}
 ORACLE_TESTS = (
     "test_torch_golden_get_last_lr",
     "test_torch_golden_two_groups",

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.training import forward
+from pathmnist.training.loop import forward
 
-REPLACES = {"pathmnist.training.train_one_epoch": "train_one_epoch"}
+REPLACES = {"pathmnist.training.loop.train_one_epoch": "train_one_epoch"}
 ORACLE_TESTS = (
     "test_train_one_epoch_reports_mean_loss_and_accuracy",
     "test_training_loss_falls",

@@ -22,9 +22,9 @@ from pathlib import Path
 from torch import nn
 
 from pathmnist.config import MONITORS
-from pathmnist.early_stopping import EarlyStopping
 from pathmnist.errors import PathMNISTError
-from pathmnist.io import write_text
+from pathmnist.files import write_text
+from pathmnist.training.early_stopping import EarlyStopping
 
 # lr: the learning rate used during the epoch; seconds: wall-clock time of the epoch;
 # device and precision: where it ran (a resume may move a run to another machine).

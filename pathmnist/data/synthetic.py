@@ -3,7 +3,7 @@
 PathMNIST (Yang et al. 2023, MedMNIST v2; from Kather et al. 2019, NCT-CRC-HE-100K and
 CRC-VAL-HE-7K) cannot be downloaded where this course is built, so this module draws a
 stand-in with the same nine classes, label order, npz keys and dtypes. The tissue of each
-class is drawn as maps of haematoxylin and eosin amounts (pathmnist.synthetic_tissue);
+class is drawn as maps of haematoxylin and eosin amounts (pathmnist.data.tissue);
 this module colours them, shifts the test split, and writes the file.
 
 Colour follows the Beer-Lambert stain model (Ruifrok & Johnston 2001): per pixel the
@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pathmnist.data.tissue import tissue_maps
 from pathmnist.errors import PathMNISTError
-from pathmnist.io import atomic_path
-from pathmnist.synthetic_tissue import tissue_maps
+from pathmnist.files import atomic_path
 
 # medmnist.INFO["pathmnist"]["label"] in label order (a test checks it), written out so
-# that `python -m pathmnist.synthetic` starts without importing medmnist and torch.
+# that `python -m pathmnist.data.synthetic` starts without importing medmnist and torch.
 CLASS_NAMES = ("adipose", "background", "debris", "lymphocytes", "mucus", "smooth muscle",
                "normal colon mucosa", "cancer-associated stroma",
                "colorectal adenocarcinoma epithelium")  # fmt: skip
@@ -194,7 +194,7 @@ def generate(n_train, n_val, n_test, size=64, seed=0, shift=DEFAULT_SHIFT,
 
 
 def write_npz(path, arrays):
-    """Write `arrays` to `path` as a compressed npz, atomically (pathmnist.io)."""
+    """Write `arrays` to `path` as a compressed npz, atomically (pathmnist.files)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # A file object: no ".npz" added.
         np.savez_compressed(f, **arrays)
     return Path(path)
@@ -233,8 +233,10 @@ def _check_out(out):
 
 
 def main(argv=None):
-    """CLI: python -m pathmnist.synthetic --out FILE [...]; returns the exit status."""
-    p = argparse.ArgumentParser("python -m pathmnist.synthetic", description=__doc__.split("\n")[0])
+    """CLI: python -m pathmnist.data.synthetic --out FILE [...]; returns the exit status."""
+    p = argparse.ArgumentParser(
+        "python -m pathmnist.data.synthetic", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--out", required=True, help="npz file to write")
     for split, n in zip(SPLITS, DEFAULT_SIZES, strict=True):
         p.add_argument(f"--n-{split}", type=int, default=n, help=f"{split} images ({n})")

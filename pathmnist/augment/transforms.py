@@ -11,7 +11,7 @@ Spatial transforms accept both layouts: dtype uint8 means NHWC, floating means N
 
 Source: the torchvision.transforms.v2 API (ToDtype(scale=True), Normalize,
 RandomHorizontalFlip, RandomVerticalFlip, Resize(antialias=True), Compose), made batched
-with per-sample decisions; the flips and rotations are in pathmnist.dihedral.
+with per-sample decisions; the flips and rotations are in pathmnist.augment.dihedral.
 Tested against torchvision.transforms.v2.functional (to_dtype, normalize, resize,
 horizontal_flip, vertical_flip, rotate) on the same batch with replayed decisions, and
 `channel_stats` against numpy's float64 mean and std of the whole array.
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pathmnist import color
-from pathmnist import stain as stain_tools  # `stain` is build_transforms' argument.
+from pathmnist.augment import color
+from pathmnist.augment import stain as stain_tools  # `stain` is build_transforms' argument.
+from pathmnist.augment.dihedral import RandomDihedral
 from pathmnist.checks import batch_layout
 from pathmnist.config import parse_augment
-from pathmnist.dihedral import RandomDihedral
 from pathmnist.errors import PathMNISTError
 
 

@@ -159,3 +159,22 @@ def fit_temperature(logits, labels, tol=1e-10) -> float:
     # Compare the bracket's best point with the bounds, so a monotone NLL returns the bound.
     u = min((fc, c), (fd, d), (_nll(z, y, a), a), (_nll(z, y, b), b))[1]
     return float(math.exp(u))
+
+
+def calibrate(val_logits, val_labels, test_logits, test_labels, n_bins=15) -> dict:
+    """Temperature fitted on validation; test ECE and reliability before and after."""
+    t = fit_temperature(val_logits, val_labels)
+    before = torch.as_tensor(test_logits, dtype=torch.float64).softmax(1).numpy()
+    after = apply_temperature(torch.as_tensor(test_logits, dtype=torch.float64), t)
+    after = torch.as_tensor(after).softmax(1).numpy()
+    rel_before = reliability(test_labels, before, n_bins)
+    rel_after = reliability(test_labels, after, n_bins)
+    return {
+        "temperature": float(t),
+        "ece": float(rel_before.ece),
+        "ece_after_temperature": float(rel_after.ece),
+        "reliability_before": rel_before,
+        "reliability_after": rel_after,
+        "accuracy": float((before.argmax(1) == test_labels).mean()),
+        "accuracy_after_temperature": float((after.argmax(1) == test_labels).mean()),
+    }

@@ -7,11 +7,11 @@
   panel's title.
 - `gradcam_grid(images, maps, labels, preds, class_names, path)`: correctly and wrongly
   classified images side by side; each sample shows the image and its Grad-CAM map
-  (pathmnist.gradcam) overlaid in the "jet" colour map at half opacity, titled with the
+  (pathmnist.evaluation.gradcam) overlaid in the "jet" colour map at half opacity, titled with the
   true and predicted class.
 
 Matplotlib runs on the file-only "Agg" backend and each figure is written atomically and
-closed by `pathmnist.plots._save` (same DPI as every other figure of a run). Tested in
+closed by `pathmnist.report.plots._save` (same DPI as every other figure of a run). Tested in
 tests/test_inside_plots.py (valid PNGs, no temporary file left, bad inputs raise).
 """
 
@@ -23,9 +23,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from pathmnist.calibration import Reliability
 from pathmnist.errors import PathMNISTError
-from pathmnist.plots import _save, _wrap
+from pathmnist.evaluation.calibration import Reliability
+from pathmnist.report.plots import _save, _wrap
 
 
 def _bars(ax, rel, title):

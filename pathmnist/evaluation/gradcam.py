@@ -9,7 +9,7 @@ channels of h x w) and the logit y_c of class c:
 
 then L_c is bilinearly upsampled to the image size and min-max scaled to [0, 1] per image.
 The default layer is `model.layer4`, the last convolutional stage of the ResNet
-(pathmnist.resnet): 2x2 for a 64x64 image with the imagenet stem, 8x8 with the small one.
+(pathmnist.model.resnet): 2x2 for a 64x64 image with the imagenet stem, 8x8 with the small one.
 
 How it runs: a forward hook on the layer keeps its output, `torch.autograd.grad` takes the
 gradient of the summed target logits with respect to that output only (so no parameter's
@@ -35,6 +35,7 @@ Tested (tests/test_gradcam.py) against:
 
 import numbers
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -188,3 +189,16 @@ def grad_cam(model, images, target=None, layer=None, *, upsample=True, scale=Tru
     if scale:
         cam = _minmax(cam)
     return cam.to(images.dtype)
+
+
+def pick_examples(labels, preds, num_classes, seed=0) -> np.ndarray:
+    """Indices of up to one correct and one wrong prediction per class (by true label),
+    drawn with numpy's default_rng(seed): correct ones first, then wrong ones."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for right in (True, False):
+        for c in range(num_classes):
+            pool = np.flatnonzero((labels == c) & ((preds == labels) == right))
+            if len(pool):
+                chosen.append(int(rng.choice(pool)))
+    return np.asarray(chosen, dtype=np.int64)

@@ -5,12 +5,12 @@ against validation per epoch); this module draws those two, marking the best epo
 every learning-rate step, plus the figures of the final evaluation. Matplotlib runs on
 its file-only "Agg" backend (no display needed), and every figure is written atomically
 (savefig to a temporary file with an explicit format="png", then `os.replace`, via
-`pathmnist.io.atomic_path`) and closed after saving.
+`pathmnist.files.atomic_path`) and closed after saving.
 
 `roc_points` computes one-vs-rest ROC points with numpy (thresholds at the distinct
 sorted scores), following scikit-learn's `roc_curve` step for step; the tests compare it
 with `sklearn.metrics.roc_curve`. The AUCs in the ROC legend come from
-`pathmnist.metrics.roc_auc`. Tested in tests/test_plots.py (valid PNGs, no temporary
+`pathmnist.evaluation.metrics.roc_auc`. Tested in tests/test_plots.py (valid PNGs, no temporary
 files left, bad inputs).
 """
 
@@ -24,9 +24,9 @@ matplotlib.use("Agg")  # Before pyplot: render to files only, no display needed.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pathmnist import metrics
 from pathmnist.errors import PathMNISTError
-from pathmnist.io import atomic_path
+from pathmnist.evaluation import metrics
+from pathmnist.files import atomic_path
 
 DPI = 120  # Sharp enough for report.md on a laptop screen; a figure stays under ~150 kB.
 
@@ -271,36 +271,5 @@ def _hbars(values, labels, texts, colors, xlabel, title, path):
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
-
-
-def trials_bar(summary, path):
-    """Mean validation accuracy of each trial (`tuning.summarize`'s entries, best first),
-    with its 95% interval over seeds as an error bar when there are 2 or more seeds."""
-    summary = list(summary)
-    if not summary:
-        raise PathMNISTError("there are no trials to plot; run at least one search trial.")
-    labels = [
-        ", ".join(f"{k}={v}" for k, v in s["params"].items()) + f" ({s['epochs']} ep)"
-        for s in summary
-    ]
-    acc = [s["val_acc"] for s in summary]
-    texts = [f"{s['val_acc']:.3f} ({s['n']} seed{'s' * (s['n'] > 1)})" for s in summary]
-    colors = ["tab:green"] + ["tab:blue"] * (len(summary) - 1)
-    title = "Tuning: mean val accuracy per trial (green: the best; bars: 95% interval)"
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(acc) + 1.2), layout="constrained")
-    y = np.arange(len(acc))
-    low = [s["val_acc"] - s["val_acc_low"] if s["n"] > 1 else 0.0 for s in summary]
-    high = [s["val_acc_high"] - s["val_acc"] if s["n"] > 1 else 0.0 for s in summary]
-    ax.barh(y, acc, color=colors, xerr=[low, high], capsize=3)
-    for k, text in enumerate(texts):
-        ax.text(min(acc[k] + high[k], 1.0) + 0.01, k, text, va="center", fontsize=8)
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.3)
-    ax.set_xticks(np.linspace(0, 1, 6))
-    ax.set_xlabel("mean validation accuracy at the best epoch")
-    ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)

@@ -247,7 +247,7 @@ def classification_report(y_true, y_pred, class_names) -> dict[str, dict]:
     if not names or len(set(names)) != len(names) or MACRO in names:
         raise PathMNISTError(
             f"class_names must be non-empty, unique and not {MACRO!r}, got {names}; "
-            "pass one distinct name per class, e.g. pathmnist.data.CLASS_NAMES."
+            "pass one distinct name per class, e.g. pathmnist.data.dataset.CLASS_NAMES."
         )
     cm = confusion_matrix(y_true, y_pred, len(names))  # (C, C)
     tp = np.diag(cm).astype(np.float64)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.plots import _save
+from pathmnist.report.plots import _save
 
 
 def ablation_dots(rows, summary, path):
@@ -57,4 +57,35 @@ def ablation_dots(rows, summary, path):
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("accuracy (blue: val, red: test)")
     fig.suptitle("One dot per seed; bars: the mean and its 95% interval", fontsize=10)
+    return _save(fig, path)
+
+
+def trials_bar(summary, path):
+    """Mean validation accuracy of each trial (`tuning.summarize`'s entries, best first),
+    with its 95% interval over seeds as an error bar when there are 2 or more seeds."""
+    summary = list(summary)
+    if not summary:
+        raise PathMNISTError("there are no trials to plot; run at least one search trial.")
+    labels = [
+        ", ".join(f"{k}={v}" for k, v in s["params"].items()) + f" ({s['epochs']} ep)"
+        for s in summary
+    ]
+    acc = [s["val_acc"] for s in summary]
+    texts = [f"{s['val_acc']:.3f} ({s['n']} seed{'s' * (s['n'] > 1)})" for s in summary]
+    colors = ["tab:green"] + ["tab:blue"] * (len(summary) - 1)
+    title = "Tuning: mean val accuracy per trial (green: the best; bars: 95% interval)"
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(acc) + 1.2), layout="constrained")
+    y = np.arange(len(acc))
+    low = [s["val_acc"] - s["val_acc_low"] if s["n"] > 1 else 0.0 for s in summary]
+    high = [s["val_acc_high"] - s["val_acc"] if s["n"] > 1 else 0.0 for s in summary]
+    ax.barh(y, acc, color=colors, xerr=[low, high], capsize=3)
+    for k, text in enumerate(texts):
+        ax.text(min(acc[k] + high[k], 1.0) + 0.01, k, text, va="center", fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.3)
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.set_xlabel("mean validation accuracy at the best epoch")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)

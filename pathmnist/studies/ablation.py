@@ -19,10 +19,12 @@ import json
 import time
 from pathlib import Path
 
-from pathmnist import metrics, rundir, stats, training
 from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
-from pathmnist.io import write_json, write_text
+from pathmnist.evaluation import metrics, stats
+from pathmnist.files import write_json, write_text
+from pathmnist.training import loop, rundir
+from pathmnist.training.fit import fit
 
 # The recipes, each adding to the one before, in the order the chapter tells them.
 RECIPES = {
@@ -145,7 +147,7 @@ def _one(splits, name, changes, seed, shift, base, out, quiet) -> dict:
     start = time.perf_counter()
     resume = (run_dir / "last.pt").exists()
     overwrite = not resume and rundir.holds_run(run_dir)
-    history = training.fit(
+    history = fit(
         config,
         splits["train"],
         splits["val"],
@@ -155,7 +157,7 @@ def _one(splits, name, changes, seed, shift, base, out, quiet) -> dict:
         quiet=True,
     )
     ev = {
-        s: training.evaluate_imageset(history.model, splits[s], history.eval_transform, config)
+        s: loop.evaluate_imageset(history.model, splits[s], history.eval_transform, config)
         for s in ("val", "test")
     }
     for f in ("last.pt", "best.pt"):  # 30 runs x 2 ResNet-18s would take 5 GB.

@@ -38,7 +38,7 @@ import numpy as np
 
 from pathmnist.checks import real, whole
 from pathmnist.errors import PathMNISTError
-from pathmnist.metrics import _to_numpy, macro_auc
+from pathmnist.evaluation.metrics import _to_numpy, macro_auc
 
 # Acklam's coefficients (P. J. Acklam, "An algorithm for computing the inverse normal
 # cumulative distribution function", 2003): central region and lower tail.

@@ -1,5 +1,5 @@
 """PathMNIST on disk and in memory: facts, download, load_split, ImageSet, stratified_subset,
-(BatchLoader, which feeds a split to the model, is in pathmnist.loader).
+(BatchLoader, which feeds a split to the model, is in pathmnist.data.loader).
 
 Source: MedMNIST v2 (Yang et al. 2023, Scientific Data 10:41, arXiv 2110.14795); PathMNIST is
 Kather et al. 2019's NCT-CRC-HE-100K (train/val) and CRC-VAL-HE-7K (test). Every fact (class
@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from pathmnist import checks
 from pathmnist.errors import PathMNISTError
-from pathmnist.io import atomic_path
+from pathmnist.files import atomic_path
 
 INFO = medmnist.INFO["pathmnist"]
 CLASS_NAMES: tuple[str, ...] = tuple(INFO["label"][str(i)] for i in range(len(INFO["label"])))

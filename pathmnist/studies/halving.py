@@ -31,8 +31,13 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from pathmnist import checks
 from pathmnist.checks import whole
+from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
+from pathmnist.studies.folder import open_study
+from pathmnist.studies.grid import expand, summarize
+from pathmnist.training import rundir
 
 
 class Evaluation(NamedTuple):
@@ -148,3 +153,42 @@ def successive_halving(
         alive = sorted(r.candidate for r in keep)  # Back to candidate order.
     winner = min(results, key=_rank_key).candidate
     return HalvingResult(records, winner)
+
+
+def halving_search(
+    space,
+    train,
+    val,
+    out_dir,
+    eta=3,
+    min_epochs=1,
+    max_epochs=9,
+    base=None,
+    repeats=1,
+    resume=False,
+    overwrite=False,
+    quiet=False,
+):
+    """Successive halving over the trials of `space` with epochs as the budget; returns
+    (ranking of the last round, the per-round records of `successive_halving`)."""
+    base = (base or TrainConfig()).validate()
+    trials = expand(space)
+    repeats = checks.whole(repeats, "repeats", 1)
+    key = {
+        "strategy": "halving",
+        "space": trials,
+        "eta": eta,
+        "min_epochs": min_epochs,
+        "max_epochs": max_epochs,
+        "repeats": repeats,
+    }
+    halving_schedule(len(trials), eta, min_epochs, max_epochs)  # Checks the numbers.
+    with rundir.lock(out_dir):
+        search = open_study(out_dir, train, val, base, key, resume, overwrite, quiet)
+
+        def evaluate(params, epochs):
+            runs = [search.run(params, epochs, base.seed + r) for r in range(repeats)]
+            return sum(r["val_acc"] for r in runs) / len(runs)
+
+        result = successive_halving(trials, evaluate, eta, min_epochs, max_epochs)
+        return summarize(search.rows), result

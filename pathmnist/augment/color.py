@@ -18,9 +18,9 @@ factors (float64 to 1e-12 without hue; float32 to 1e-5 with it), and by properti
 import torch
 
 from pathmnist import checks
+from pathmnist.augment.stain import _constant, _float_batch
 from pathmnist.checks import cpu_generator
 from pathmnist.device import decisions_to
-from pathmnist.stain import _constant, _float_batch
 
 # Which of v, p, q, t is R, G, B in each of the six hue sextants (torchvision's table).
 _SEXTANTS = ((0, 2, 1, 1, 3, 0), (3, 0, 0, 2, 1, 1), (1, 1, 3, 0, 0, 2))

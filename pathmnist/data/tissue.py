@@ -2,7 +2,7 @@
 
 Each class is drawn with the morphology a pathologist names it by, in batched numpy (no
 per-image Python), as two float32 maps per image: the amount of haematoxylin (nuclei)
-and of eosin (cytoplasm, fibres, mucus) at each pixel. pathmnist.synthetic turns them
+and of eosin (cytoplasm, fibres, mucus) at each pixel. pathmnist.data.synthetic turns them
 into colour (its Beer-Lambert stain model) and writes the MedMNIST npz. Building blocks:
 
 * smooth noise: random bytes on a coarse grid, resampled by a Gaussian-kernel matrix
@@ -12,7 +12,7 @@ into colour (its Beer-Lambert stain model) and writes the MedMNIST npz. Building
 * fibres and glands: cosine waves and hexagonal cosine lattices in rotated, noise-warped
   coordinates; 30% of patches get a minority region of a confusable class.
 
-Tested through pathmnist.synthetic (tests/test_synthetic.py): mean-RGB nearest-centroid
+Tested through pathmnist.data.synthetic (tests/test_synthetic.py): mean-RGB nearest-centroid
 accuracy below 0.6 (texture, not colour, carries the class), determinism, shapes.
 """
 

@@ -8,7 +8,7 @@ the CPU from a torch.Generator, so a seed gives the same augmentation on any dev
 `RandomDihedral` applies all three with one gather; `views` lists the 8 symmetries of a
 batch for test-time augmentation.
 
-Layout conventions shared with pathmnist.transforms: uint8 means NHWC (B, H, W, 3),
+Layout conventions shared with pathmnist.augment.transforms: uint8 means NHWC (B, H, W, 3),
 floating means NCHW (B, 3, H, W).
 
 Tested against torchvision.transforms.v2.functional (horizontal_flip, vertical_flip,

@@ -1,0 +1,130 @@
+"""Every Markdown table and `format_*` text the course prints or writes: one
+`markdown_table` helper, and the formatters of a run's metrics, a search's ranking,
+successive halving's rounds and an ablation's summary.
+
+Tested in tests/test_tables.py.
+"""
+
+from pathmnist.evaluation import metrics, stats
+
+
+def markdown_table(header, rows, align=None) -> str:
+    """A Markdown table from a header list and rows of already-formatted cells; `align`
+    is one of "l", "r" per column (default: the first left, the rest right)."""
+    align = align or ["l"] + ["r"] * (len(header) - 1)
+    rule = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def format_report(report: dict[str, dict], digits: int = 4) -> str:
+    """The report of `metrics.classification_report` as a Markdown table."""
+    rows = [
+        (
+            f"**{name}**" if name == metrics.MACRO else name,
+            *(f"{row[k]:.{digits}f}" for k in ("precision", "recall", "f1")),
+            row["support"],
+        )
+        for name, row in report.items()
+    ]
+    return markdown_table(["class", "precision", "recall", "F1", "support"], rows) + "\n"
+
+
+def format_table(evaluations: dict, history=None) -> str:
+    """The short table an example prints at the end: one line per evaluated split."""
+    lines = []
+    if history is not None and history.rows:
+        lines.append(
+            f"best epoch {history.best_epoch} of {len(history.rows)}"
+            + (" (stopped early)" if history.stopped_early else "")
+        )
+    lines.append(f"{'split':<6} {'accuracy':>9} {'95% interval':>18} {'macro AUC':>10} {'loss':>8}")
+    lines += [
+        f"{s:<6} {ev.accuracy:>9.4f} {_interval(ev):>18} {ev.macro_auc:>10.4f} {ev.loss:>8.4f}"
+        for s, ev in evaluations.items()
+    ]
+    return "\n".join(lines)
+
+
+def format_results(summary) -> str:
+    """A Markdown table of ranked trials (`tuning.summarize`): parameters, epochs, seeds,
+    mean val accuracy with its 95% interval over seeds, mean val loss at the best epoch."""
+    keys = sorted({k for s in summary for k in s["params"]})
+    header = ["rank", *keys, "epochs", "seeds", "val acc (mean)", "95% interval", "val loss", "s"]
+    rows = []
+    for i, s in enumerate(summary, 1):
+        interval = (
+            "n/a (1 seed)" if s["n"] < 2 else f"[{s['val_acc_low']:.3f}, {s['val_acc_high']:.3f}]"
+        )
+        rows.append(
+            (
+                i,
+                *(s["params"].get(k, "") for k in keys),
+                s["epochs"],
+                s["n"],
+                f"{s['val_acc']:.4f}",
+                interval,
+                f"{s['val_loss']:.4f}",
+                f"{s['seconds']:.0f}",
+            )
+        )
+    return markdown_table(header, rows)
+
+
+def format_ablation(summary) -> str:
+    """lesson 4's table: per shift and recipe, mean val and test accuracy, the gap with its
+    95% interval over seeds, and the share of the baseline's gap closed."""
+
+    def ci(e, name):
+        if e["n"] < 2:
+            return f"{e[name]:.3f}"
+        return f"{e[name]:.3f} [{e[name + '_low']:.3f}, {e[name + '_high']:.3f}]"
+
+    rows = [
+        (
+            e["shift"],
+            e["recipe"],
+            e["n"],
+            ci(e, "val"),
+            ci(e, "test"),
+            ci(e, "gap"),
+            "" if e["recipe"] == "baseline" else f"{e['gap_closed']:.0%}",
+            f"{e['test_auc']:.3f}",
+        )
+        for e in summary
+    ]
+    header = [
+        "shift",
+        "recipe",
+        "seeds",
+        "val acc",
+        "test acc",
+        "gap (val - test)",
+        "gap closed",
+        "test AUC",
+    ]
+    return markdown_table(header, rows, align=["l", "l"] + ["r"] * 6)
+
+
+def format_rounds(result) -> str:
+    """Successive halving's rounds (a `halving.HalvingResult` over the search space) as
+    Markdown: one line per round with its budget and the scores of its candidates."""
+    lines = ["## Successive halving", ""]
+    for rnd in sorted({r.round for r in result.records}):
+        recs = [r for r in result.records if r.round == rnd]
+        scores = ", ".join(f"#{r.candidate}: {r.score:.3f}" for r in recs)
+        lines.append(
+            f"- round {rnd + 1}: {len(recs)} candidates x {recs[0].resource} epochs: {scores}"
+        )
+    lines.append(
+        f"\nWinner: candidate #{result.winner}; compute {result.compute} epochs "
+        "(per training image)."
+    )
+    return "\n".join(lines)
+
+
+def _interval(ev) -> str:
+    n = len(ev.labels)
+    low, high = stats.wilson_interval(round(ev.accuracy * n), n)
+    return f"[{low:.4f}, {high:.4f}]"

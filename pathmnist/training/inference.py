@@ -1,0 +1,85 @@
+"""Loading a trained run for inference: its best model, config, eval transform and
+class names, from the best.pt that `fit` wrote.
+
+Tested in tests/test_inference.py on a tiny trained run.
+"""
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from pathmnist.augment.transforms import build_transforms
+from pathmnist.config import TrainConfig
+from pathmnist.data.loader import BatchLoader
+from pathmnist.device import resolve_device, resolve_precision
+from pathmnist.errors import PathMNISTError
+from pathmnist.model.resnet import build
+from pathmnist.training import checkpoints, inference, loop
+
+
+class Checkpoint(NamedTuple):
+    """What `load_checkpoint` returns: a ready model and how to feed it."""
+
+    model: nn.Module  # On the CPU, in eval mode.
+    config: TrainConfig
+    eval_transform: object  # uint8 (B, H, W, 3) -> normalised float (B, 3, H, W)
+    class_names: tuple[str, ...]
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Rebuild model (CPU, eval mode), config, eval transform and class names from a
+    best.pt (or last.pt) that `fit` wrote; PathMNISTError if missing or unreadable."""
+    fix = "pass the best.pt (or last.pt) that fit wrote"
+    payload = checkpoints.load(path, fix)
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+        model = build(config.arch, num_classes=int(payload["num_classes"]), stem=config.stem)
+        model.load_state_dict(payload["model"])
+        _, eval_tf = build_transforms(
+            payload["mean"], payload["std"], size=config.size, stain=payload.get("stain")
+        )
+        names = tuple(payload["class_names"])
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise PathMNISTError(
+            f"{path} is a checkpoint but lacks what load_checkpoint needs "
+            f"({type(e).__name__}: {str(e)[:80]}); {fix}."
+        ) from None
+    return Checkpoint(model.eval(), config, eval_tf, names)
+
+
+def open_run(run_dir) -> inference.Checkpoint:
+    """The run's best model (CPU, eval mode), config, eval transform and class names."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PathMNISTError(
+            f"there is no run folder at {run_dir}; train one first (examples/03_final_"
+            "evaluation.py writes runs/03_final_evaluation) or pass --run DIR."
+        )
+    return inference.load_checkpoint(run_dir / "best.pt")
+
+
+def check_data(ckpt: inference.Checkpoint, imageset) -> None:
+    """Refuse data whose classes differ from the ones the model was trained on."""
+    if tuple(imageset.class_names) != tuple(ckpt.class_names):
+        raise PathMNISTError(
+            f"the run was trained on {len(ckpt.class_names)} classes {ckpt.class_names[:3]}..., "
+            f"but this data has {imageset.num_classes}; pass the data the run used."
+        )
+
+
+def logits(model, imageset, eval_transform, config, batch_size=512) -> tuple:
+    """(logits (N, C) float32, labels (N,)) of a split, in eval mode, as numpy arrays."""
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    loader = BatchLoader(
+        imageset, batch_size, shuffle=False, transform=eval_transform, device=device
+    )
+    model = model.to(device).eval()
+    out, ys = [], []
+    with torch.no_grad():
+        for x, y in loader:
+            out.append(loop.forward(model, x, precision))
+            ys.append(y)
+    return torch.cat(out).cpu().numpy(), torch.cat(ys).cpu().numpy()

@@ -1,0 +1,136 @@
+"""One epoch of training and one pass of evaluation: the loop pieces every run shares.
+
+`forward` gives float32 logits: the network up to the pooled features runs under
+`torch.autocast` in bfloat16 when the precision is "bf16"; the classifier, the loss and
+the softmax run in float32, so probabilities, the validation loss that early stopping
+watches and the macro AUC keep 24 mantissa bits (bf16 keeps 8, which ties many
+probabilities). `train_one_epoch` makes one optimizer step per batch (with MixUp or
+CutMix as soft targets when asked). `evaluate` returns an `Evaluation` (logits,
+probabilities, loss, accuracy, macro AUC) in eval mode without gradients; with test-time
+augmentation each image's probabilities are the mean softmax over its 8 dihedral views.
+Every place that computes a run's predictions (validation, final evaluation of either
+model, calibration) goes through `evaluate`, so TTA is applied the same way everywhere.
+
+Tested in tests/test_loop.py: the loss falls, evaluate's probabilities equal torch's
+softmax, TTA equals an explicit loop over the 8 views.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pathmnist.augment import dihedral
+from pathmnist.config import TrainConfig
+from pathmnist.data.loader import BatchLoader
+from pathmnist.device import resolve_device, resolve_precision
+from pathmnist.errors import PathMNISTError
+from pathmnist.evaluation import metrics
+
+EVAL_BATCH_SIZE = 512  # No activations kept for backward, so 4x the training batch fits.
+
+
+PROGRESS_EVERY = 10  # Batches between progress-bar numbers: each costs a GPU sync.
+
+
+def forward(model, x, precision):
+    """Logits in float32: the features under bf16 autocast (channels_last) if asked, the
+    classifier `fc` outside autocast in float32."""
+    features = getattr(model, "features_fn", model.features)  # Compiled by fit's --compile.
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        f = features(x)  # (B, 512), bfloat16 under autocast
+    return model.fc(f.float())  # (B, C) float32
+
+
+def train_one_epoch(
+    model, loader, optimizer, precision="fp32", progress=None, loss_fn=None, mix=None
+):
+    """One pass over `loader`, one optimizer step per batch; returns (mean loss, accuracy)
+    over the samples seen. `progress` (a tqdm bar or None) advances once per batch.
+    `loss_fn(logits, target)` defaults to cross-entropy; `mix(x, y, generator)` (MixUp or
+    CutMix) turns labels into soft targets, and accuracy then counts the argmax of the
+    target."""
+    loss_fn = loss_fn or F.cross_entropy
+    model.train()  # BatchNorm normalises with batch statistics and updates running ones.
+    # Sums stay device tensors: reading them (.item(), float()) would wait for the GPU.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=loader.device)
+    correct = torch.zeros((), dtype=torch.int64, device=loader.device)
+    seen = 0
+    show = progress is not None and not progress.disable
+    for i, (x, y) in enumerate(loader):  # x (B, 3, H, W) float32, y (B,) int64
+        target = y
+        if mix is not None:  # Soft targets (B, C); "correct" then means the larger share.
+            x, target = mix(x, y, loader.generator)
+            y = target.argmax(1)
+        optimizer.zero_grad(set_to_none=True)  # .grad accumulates unless cleared.
+        logits = forward(model, x, precision)  # (B, C)
+        loss = loss_fn(logits, target)  # Scalar: mean loss of the batch.
+        loss.backward()  # d loss / d parameter, into each .grad
+        optimizer.step()  # One Adam or SGD update from those gradients.
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        if progress is not None:
+            progress.update(1)
+            if show and (i % PROGRESS_EVERY == 0 or i == len(loader) - 1):
+                progress.set_postfix(  # Only when shown: float() waits for the GPU.
+                    loss=f"{float(loss_sum) / seen:.4f}",
+                    acc=f"{int(correct) / seen:.4f}",
+                    refresh=False,
+                )
+    if seen == 0:
+        raise PathMNISTError("the training loader yielded no batches; use a smaller batch size.")
+    return float(loss_sum) / seen, int(correct) / seen
+
+
+@dataclass
+class Evaluation:
+    """Loss, accuracy and macro AUC of a split, with the class probabilities behind them."""
+
+    loss: float
+    accuracy: float
+    macro_auc: float
+    probs: np.ndarray  # (N, C) float32 softmax of the logits; rows sum to 1.
+    labels: np.ndarray  # (N,) int64
+
+
+def evaluate(model, loader, precision="fp32", tta=False) -> Evaluation:
+    """Mean loss, accuracy and macro AUC over `loader`, in eval mode without gradients.
+    With `tta`, each image's probabilities are the mean softmax over its 8 dihedral views
+    (and the loss is the NLL of that mean)."""
+    was_training = model.training
+    model.eval()  # BatchNorm uses its running statistics: one answer per image.
+    probs, labels, loss_sum = [], [], 0.0  # Kept on the device until the end: no sync.
+    with torch.no_grad():  # No graph is recorded: less memory and time.
+        for x, y in loader:
+            if tta:  # The mean of 8 softmaxes; its NLL is the loss.
+                views = dihedral.views(x)
+                p = sum(forward(model, v, precision).softmax(dim=1) for v in views) / 8
+                nll = F.nll_loss(p.clamp_min(1e-30).log(), y, reduction="sum")
+            else:
+                logits = forward(model, x, precision)  # (B, C) float32
+                p, nll = logits.softmax(dim=1), F.cross_entropy(logits, y, reduction="sum")
+            loss_sum = loss_sum + nll.double()
+            probs.append(p)  # (B, C) float32
+            labels.append(y)
+    model.train(was_training)
+    if not labels:
+        raise PathMNISTError("evaluate got an empty loader; pass a split with images.")
+    p = torch.cat(probs).cpu().numpy()  # (N, C): one copy to the host for the whole split.
+    y = torch.cat(labels).cpu().numpy()  # (N,)
+    loss = float(loss_sum) / len(y)
+    if not np.isfinite(p).all():  # Diverged weights: no metric means anything; say so.
+        return Evaluation(math.nan, math.nan, math.nan, p, y)
+    return Evaluation(loss, metrics.accuracy(y, p), metrics.macro_auc(y, p), p, y)
+
+
+def evaluate_imageset(model, imageset, eval_transform, config: TrainConfig) -> Evaluation:
+    """`evaluate` on a whole split, on the config's device and precision (and TTA)."""
+    device = resolve_device(config.device)
+    loader = BatchLoader(
+        imageset, EVAL_BATCH_SIZE, shuffle=False, transform=eval_transform, device=device
+    )
+    precision = resolve_precision(config.precision, device)
+    return evaluate(model.to(device), loader, precision, tta=config.tta)
