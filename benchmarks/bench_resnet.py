@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # For _results, from any cwd.
 from _results import write_section
 
-from pathmnist.model import resnet
+from pathmnist.model import registry, resnet
 
 MIN_RATIO = 0.98  # Same kernels: a larger gap means our module adds work.
 
@@ -60,7 +60,7 @@ def timed_step(model, x, y, device):
 
 def flops(arch, stem, size):
     """Forward FLOPs of one size x size image (FlopCounterMode: a multiply-add is 2)."""
-    model = resnet.build(arch, stem=stem).eval()
+    model = registry.build(arch, stem=stem).eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, 3, size, size))
     return counter.get_total_flops()
@@ -159,7 +159,7 @@ def main(argv=None):
         "| arch | stem imagenet | stem small | small / imagenet |",
         "|---|---:|---:|---:|",
     ]
-    for arch in resnet.ARCHS:
+    for arch in registry.BUILDERS:
         big, small = flops(arch, "imagenet", 64), flops(arch, "small", 64)
         lines.append(f"| {arch} | {big / 1e9:.3f} G | {small / 1e9:.2f} G | {small / big:.1f}x |")
     body = "\n".join(lines)

@@ -54,7 +54,7 @@ from pathmnist.data.dataset import CLASS_NAMES, ImageSet
 from pathmnist.data.loader import BatchLoader
 from pathmnist.device import resolve_device, resolve_precision
 from pathmnist.evaluation import metrics
-from pathmnist.model.resnet import build
+from pathmnist.model.registry import build
 from pathmnist.training import loop, prepare
 
 # --quick takes about a minute on 2 busy cores; the default 5-8 minutes. Batch 128 is the

@@ -17,7 +17,7 @@ from pathlib import Path
 from pathmnist import cli
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
-from pathmnist.report import plots, run_report, tables
+from pathmnist.report import comparison_plots, run_report, tables
 from pathmnist.studies import folder, grid, halving
 
 
@@ -67,7 +67,7 @@ def main(argv=None):
     # %% The best configuration, the table and the chart
     best = summary[0]
     write_json(out / "best_config.json", dataclasses.replace(base, **best["params"]).to_dict())
-    chart = plots.trials_bar(summary, out / "figures" / "trials.png")
+    chart = comparison_plots.trials_bar(summary, out / "figures" / "trials.png")
     table = tables.format_results(summary)
     rows = folder.read_results(out / "results.csv")
     spent = grid.compute(rows, len(train))

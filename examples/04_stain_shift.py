@@ -21,8 +21,7 @@ from pathmnist import cli
 from pathmnist.data import dataset as data
 from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
-from pathmnist.report import comparison_plots as study_plots
-from pathmnist.report import run_report, tables
+from pathmnist.report import comparison_plots, run_report, tables
 from pathmnist.studies import ablation
 
 SHIFTS = {  # name -> the synthetic generator's test-split settings
@@ -108,7 +107,7 @@ def main(argv=None):
     # %% The table, the figure and the report
     summary = ablation.summarize(rows)
     table = tables.format_ablation(summary)
-    figure = study_plots.ablation_dots(rows, summary, out / "figures" / "ablation.png")
+    figure = comparison_plots.ablation_dots(rows, summary, out / "figures" / "ablation.png")
     run_report.write_report(
         out,
         "Lesson 4: the stain shift, remedy by remedy",

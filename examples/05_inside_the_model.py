@@ -20,7 +20,7 @@ from pathmnist import cli
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import calibration, gradcam
 from pathmnist.files import write_json
-from pathmnist.report import model_plots as inside_plots
+from pathmnist.report import model_plots
 from pathmnist.training import inference, rundir
 
 
@@ -55,7 +55,7 @@ def inspect(args):
     test = inference.logits(ckpt.model, splits["test"], ckpt.eval_transform, config)
     cal = calibration.calibrate(*val, *test)
     fig_dir = args.run / "figures"
-    inside_plots.reliability_diagram(
+    model_plots.reliability_diagram(
         cal["reliability_before"],
         cal["reliability_after"],
         fig_dir / "reliability.png",
@@ -74,7 +74,7 @@ def inspect(args):
     maps = gradcam.grad_cam(
         ckpt.model.cpu().float(), x, target=torch.from_numpy(preds[idx]), layer=args.layer
     )
-    inside_plots.gradcam_grid(
+    model_plots.gradcam_grid(
         images, maps, labels[idx], preds[idx], ckpt.class_names, fig_dir / "gradcam.png"
     )
 

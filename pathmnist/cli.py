@@ -18,7 +18,6 @@ from pathmnist import config as C
 from pathmnist.data import dataset as data
 from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
-from pathmnist.model.resnet import ARCHS, STEMS
 from pathmnist.training import rundir
 
 
@@ -74,8 +73,8 @@ def parser(description: str) -> argparse.ArgumentParser:
         help="train on a stratified fraction of the training split, in (0, 1]",
     )
     t = p.add_argument_group("training (default: the seed's baseline, TrainConfig)")
-    t.add_argument("--arch", choices=list(ARCHS))
-    t.add_argument("--stem", choices=list(STEMS))
+    t.add_argument("--arch", choices=list(C.ARCHS))
+    t.add_argument("--stem", choices=list(C.STEMS))
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)

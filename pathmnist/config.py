@@ -22,15 +22,18 @@ import torch
 
 from pathmnist import checks
 from pathmnist.errors import PathMNISTError
-from pathmnist.model.resnet import ARCHS, STEMS
 
+# The networks `model.registry.build` knows, and the ResNet stems: "imagenet" (7x7 stride-2
+# conv and max-pool, torchvision's) or "small" (3x3 stride-1, no max-pool: MedMNIST-28 style).
+ARCHS = ("resnet18", "resnet34", "resnet50")
+STEMS = ("imagenet", "small")
 # What EarlyStopping may monitor, with its mode: a loss falls, an accuracy or AUC rises.
 MONITORS = {"val_loss": "min", "val_acc": "max", "val_auc": "max"}
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 LOSSES = ("ce", "weighted", "focal")  # Cross-entropy, class-weighted CE, focal loss.
-# Batch augmentations by name, applied in this order (pathmnist.augment.transforms.build_transforms):
+# Batch augmentations by name, applied in this order (augment.transforms.build_transforms):
 # "flips" = random horizontal and vertical flips and 90-degree rotations (the dihedral
 # group: tissue has no up or down); "hed-light"/"hed-strong" = Tellez et al.'s stain jitter;
 # "color" = brightness/contrast/saturation/hue jitter.
@@ -45,7 +48,7 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seed and the loader's (seed, epoch) strea
 class TrainConfig:
     """One training run's settings; the defaults are the seed project's baseline."""
 
-    arch: str = "resnet18"  # The seed's model (resnet.ARCHS lists the others).
+    arch: str = "resnet18"  # The seed's model (config.ARCHS lists the others).
     stem: str = "imagenet"  # The seed used torchvision's stem (7x7/2 conv + max-pool).
     optimizer: str = "adam"  # The seed's baseline; its grid also tried "sgd".
     lr: float = 1e-3  # Seed baseline, confirmed best by its grid search.
@@ -76,7 +79,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Raise PathMNISTError naming the first bad field; return self if all are fine."""
         for name, allowed in (
-            ("arch", tuple(ARCHS)),
+            ("arch", ARCHS),
             ("stem", STEMS),
             ("optimizer", OPTIMIZERS),
             ("monitor", tuple(MONITORS)),

@@ -5,7 +5,7 @@ run against their own version; this course has a better harness at hand, the ora
 that check every hand-written part against torchvision, torch, scikit-learn or Keras. An
 exercise file (docs/exercises/<name>.py) holds the learner's function(s) and two constants:
 
-    REPLACES = {"pathmnist.evaluation.metrics._ovr_auc": "ovr_auc"}  # package name -> name in the file
+    REPLACES = {"pathmnist.evaluation.metrics._ovr_auc": "ovr_auc"}  # package -> this file
     ORACLE_TESTS = ("test_sklearn_toy_macro_auc", ...)  # test functions in tests/test_*.py
 
 `install(path)` puts the file's objects in the package's place (a module function, or a
@@ -106,7 +106,7 @@ def install(path):
 
 
 def node_ids(tests, tests_dir=TESTS) -> list[str]:
-    """pytest node ids ("tests/test_x.py::test_y[id]") of the named test functions."""
+    """pytest node ids ("tests/test_<module>.py::test_y[id]") of the named test functions."""
     tests_dir = Path(tests_dir)
     if not tests_dir.is_dir():
         raise PathMNISTError(

@@ -6,7 +6,7 @@ usual one: write a temporary file in the same directory (so the final rename sta
 one filesystem), flush it, then `os.replace` it over the target, which POSIX makes
 atomic. On any failure the temporary file is removed.
 
-Tested in tests/test_io.py (content, no leftovers on failure, no partial target).
+Tested in tests/test_files.py (content, no leftovers on failure, no partial target).
 """
 
 import contextlib

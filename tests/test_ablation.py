@@ -16,7 +16,7 @@ from pathmnist.config import TrainConfig
 from pathmnist.data.dataset import load_split
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import calibration, gradcam, stats
-from pathmnist.report import comparison_plots as study_plots
+from pathmnist.report import comparison_plots
 from pathmnist.studies import ablation
 from pathmnist.training import inference
 
@@ -86,10 +86,10 @@ def test_summary_is_the_mean_and_t_interval_over_seeds(study):
 def test_ablation_figure_is_a_png(study, tmp_path):
     """The figure opens as a PNG; no rows is one sentence."""
     _, _, rows = study
-    path = study_plots.ablation_dots(rows, ablation.summarize(rows), tmp_path / "a.png")
+    path = comparison_plots.ablation_dots(rows, ablation.summarize(rows), tmp_path / "a.png")
     assert Image.open(path).format == "PNG"
     with pytest.raises(PathMNISTError, match="no ablation runs"):
-        study_plots.ablation_dots([], [], tmp_path / "b.png")
+        comparison_plots.ablation_dots([], [], tmp_path / "b.png")
 
 
 def test_calibrate_fits_on_val_and_keeps_test_accuracy():

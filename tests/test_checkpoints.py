@@ -1,27 +1,22 @@
-"""pathmnist.checkpoints: a checkpoint round-trips through torch.load(weights_only=True)
+"""training.checkpoints: a checkpoint round-trips through torch.load(weights_only=True)
 with its SHA-256; one flipped byte in a saved tensor, a truncated or foreign file, a pickle
 whose __reduce__ would run code, and a best.pt copied over last.pt are each refused with
 one sentence (and the malicious pickle runs nothing); a resume onto other data of the same
 sizes, or with fewer epochs than were done, is refused; a resume may change the precision,
 and history.csv records it per epoch; the RNG states replay every generator."""
 
-import math
 import random
-import shutil
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from test_training import TinyNet, config, signal_set
+from test_fit import TinyNet, signal_set
 
 from pathmnist.config import seed_everything
 from pathmnist.data.dataset import ImageSet
 from pathmnist.errors import PathMNISTError
-from pathmnist.model import resnet
+from pathmnist.model import registry
 from pathmnist.training import checkpoints, inference
-from pathmnist.training.fit import fit
-from pathmnist.training.history import History
 
 MARKER = "ran.txt"
 
@@ -39,7 +34,7 @@ class RunsCode:
 @pytest.fixture
 def tiny(monkeypatch):
     """Build the tiny net wherever the config says resnet18."""
-    monkeypatch.setitem(resnet.ARCHS, "resnet18", TinyNet)
+    monkeypatch.setitem(registry.BUILDERS, "resnet18", TinyNet)
 
 
 @pytest.fixture(scope="module")
@@ -171,14 +166,6 @@ def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path, monk
     assert marker.read_text() == "code ran"
 
 
-def test_load_checkpoint_needs_a_whole_checkpoint(tmp_path):
-    """A valid checkpoint without the model, config or normalisation is named."""
-    checkpoints.save({"config": {}}, tmp_path / "partial.pt")
-    with pytest.raises(PathMNISTError, match="lacks what load_checkpoint needs") as info:
-        inference.load_checkpoint(tmp_path / "partial.pt")
-    one_message(info)
-
-
 # RNG states and data identity
 
 
@@ -210,72 +197,3 @@ def test_data_identity_tells_same_sized_data_apart():
 
 
 # Resume refusals and what a resume may change (through fit, on a tiny net).
-
-
-def test_best_pt_copied_over_last_pt_is_refused_on_resume(splits, tiny, tmp_path):
-    """best.pt is a valid checkpoint but not a last.pt: resuming from it names the likely
-    mistake in one sentence."""
-    train, val = splits
-    fit(config(epochs=1), train, val, tmp_path, quiet=True)
-    shutil.copyfile(tmp_path / "best.pt", tmp_path / "last.pt")
-    with pytest.raises(PathMNISTError) as info:
-        fit(config(epochs=2), train, val, tmp_path, resume=True, quiet=True)
-    message = one_message(info)
-    assert "so it is not a last.pt (a best.pt copied over it?)" in message
-    assert "lacks optimizer, scheduler, early_stopping, rng, rows" in message
-
-
-def test_a_best_pt_of_another_epoch_is_refused_on_resume(splits, tiny, tmp_path):
-    """last.pt records its best epoch; a best.pt from another epoch does not fit."""
-    train, val = splits
-    fit(config(epochs=2, patience=5), train, val, tmp_path / "a", quiet=True)
-    fit(config(epochs=1), train, val, tmp_path / "b", quiet=True)
-    saved = checkpoints.load(tmp_path / "a" / "last.pt")
-    best_epoch = saved["early_stopping"]["best_epoch"]
-    other = checkpoints.load(tmp_path / "b" / "best.pt")
-    checkpoints.save({**other, "epoch": best_epoch + 1}, tmp_path / "a" / "best.pt")
-    with pytest.raises(PathMNISTError, match=rf"is from epoch {best_epoch + 1}, not the best"):
-        fit(config(epochs=3, patience=5), train, val, tmp_path / "a", resume=True)
-
-
-def test_resume_onto_other_data_of_the_same_sizes_is_refused(splits, tiny, tmp_path):
-    """Other images with the same split sizes and shapes (another seed of the synthetic
-    set, say) are other data: the resume is refused and the run is left as it was."""
-    train, val = splits
-    fit(config(epochs=1), train, val, tmp_path, quiet=True)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    lookalike = signal_set(len(train), seed=5)
-    assert lookalike.images.shape == train.images.shape
-    for new_train, new_val in ((lookalike, val), (train, signal_set(len(val), seed=6))):
-        with pytest.raises(PathMNISTError) as info:
-            fit(config(epochs=2), new_train, new_val, tmp_path, resume=True)
-        assert "it was trained on other data" in one_message(info)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
-
-
-def test_resume_with_fewer_epochs_than_done_is_refused(splits, tiny, tmp_path):
-    """A run that trained 2 epochs cannot be resumed with --epochs 1."""
-    train, val = splits
-    fit(config(epochs=2, patience=5), train, val, tmp_path, quiet=True)
-    with pytest.raises(PathMNISTError) as info:
-        fit(config(epochs=1, patience=5), train, val, tmp_path, resume=True)
-    message = one_message(info)
-    assert "with epochs=1: it has already trained 2 epochs; pass --epochs 2 or more" in message
-
-
-def test_a_precision_change_on_resume_is_recorded_per_epoch(splits, tiny, tmp_path):
-    """Epoch 1 in fp32, resumed to 2 epochs in bf16: history.csv's precision column says
-    fp32 then bf16, and last.pt keeps the settings the run resumed with."""
-    train, val = splits
-    fit(config(epochs=1), train, val, tmp_path, quiet=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # Emulated bf16 on this CPU.
-        history = fit(config(epochs=2, precision="bf16"), train, val, tmp_path,
-                               resume=True, quiet=True)  # fmt: skip
-    rows = History.from_csv(tmp_path / "history.csv").rows
-    assert [(r["epoch"], r["device"], r["precision"]) for r in rows] == [
-        (1, "cpu", "fp32"), (2, "cpu", "bf16"),
-    ]  # fmt: skip
-    assert [r["precision"] for r in history.rows] == ["fp32", "bf16"]
-    assert all(math.isfinite(r["train_loss"]) for r in rows)
-    assert checkpoints.load(tmp_path / "last.pt")["config"]["precision"] == "bf16"

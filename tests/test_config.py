@@ -14,9 +14,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pathmnist import config as C
-from pathmnist.config import TrainConfig, parse_augment, seed_everything
+from pathmnist.config import ARCHS, STEMS, TrainConfig, parse_augment, seed_everything
 from pathmnist.errors import PathMNISTError
-from pathmnist.model.resnet import ARCHS, STEMS
 
 # Valid augmentation tuples: any subset of the names in any order, but never both HED
 # strengths (validate refuses that pair).
@@ -30,7 +29,7 @@ reals = st.floats(0.0, 10.0)
 # Every field with values validate() accepts, bounds included.
 valid_configs = st.builds(
     TrainConfig,
-    arch=st.sampled_from(tuple(ARCHS)),
+    arch=st.sampled_from(ARCHS),
     stem=st.sampled_from(STEMS),
     optimizer=st.sampled_from(C.OPTIMIZERS),
     lr=st.floats(1e-8, 10.0),

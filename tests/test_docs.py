@@ -77,15 +77,24 @@ def test_nav_lists_every_chapter_in_order():
 
 
 def test_every_module_has_an_api_page():
-    """Each pathmnist module has docs/api/<module>.md with its `::: pathmnist.<module>`
-    directive, listed in the nav: a new module gets its page in the same change."""
-    modules = sorted(p.stem for p in (ROOT / "pathmnist").glob("*.py") if p.stem != "__init__")
+    """Each pathmnist module has docs/api/<stage>/<module>.md with its `::: pathmnist...`
+    directive, listed in the nav and linked from the API index: a new module gets its page
+    in the same change."""
+    package = ROOT / "pathmnist"
     listed = set(nav_pages())
-    for module in modules:
-        page = DOCS / "api" / f"{module}.md"
-        assert page.exists(), f"add {page.relative_to(ROOT)} with '::: pathmnist.{module}'"
-        assert f"::: pathmnist.{module}" in page.read_text()
-        assert f"api/{module}.md" in listed, f"list api/{module}.md in mkdocs.yml's nav"
+    index = (DOCS / "api" / "index.md").read_text()
+    for path in sorted(package.rglob("*.py")):
+        if path.stem == "__init__":
+            continue
+        rel = path.relative_to(package).with_suffix("")
+        dotted = "pathmnist." + ".".join(rel.parts)
+        page = DOCS / "api" / rel.with_suffix(".md")
+        assert page.exists(), f"add {page.relative_to(ROOT)} with '::: {dotted}'"
+        assert f"::: {dotted}" in page.read_text()
+        assert f"api/{rel.as_posix()}.md" in listed, f"list api/{rel.as_posix()}.md in the nav"
+        assert f"(`{dotted}`)" in index or f"[`{dotted}`]({rel.as_posix()}.md)" in index, (
+            f"link {dotted} from docs/api/index.md"
+        )
 
 
 def test_pages_do_not_send_the_reader_to_files_they_lack():

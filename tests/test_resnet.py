@@ -13,17 +13,11 @@ from hypothesis import strategies as st
 from strategies import batch_sizes, resnet_image_sizes, resnet_num_classes
 from torch import nn
 
+from pathmnist.config import STEMS
 from pathmnist.errors import PathMNISTError
-from pathmnist.model.resnet import (
-    ARCHS,
-    MIN_SIZE,
-    STEMS,
-    BasicBlock,
-    Bottleneck,
-    build,
-    resnet18,
-    resnet50,
-)
+from pathmnist.model.registry import BUILDERS as ARCHS
+from pathmnist.model.registry import build
+from pathmnist.model.resnet import MIN_SIZE, BasicBlock, Bottleneck, resnet18, resnet50
 
 DEPTHS = tuple(ARCHS)
 

@@ -14,7 +14,7 @@ empty-loader check). Per batch:
    `correct += (argmax of the logits == y).sum()`, and `seen += len(y)`.
 
 `fit` calls this function once per epoch, so once yours is swapped in the package's
-training runs use it. The oracle (tests/test_training.py): the weights move, the loss
+training runs use it. The oracle (tests/test_fit.py): the weights move, the loss
 falls over three epochs, and a NaN loss is reported by `fit` with one sentence:
 
     python -m pathmnist.exercises check docs/exercises/training_step.py

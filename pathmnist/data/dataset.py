@@ -17,12 +17,9 @@ import math
 import numbers
 import os
 import re
-import shutil
 import sys
 import urllib.request
 import warnings
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pathmnist import checks
+from pathmnist.data.npz import read_arrays
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import atomic_path
 
@@ -39,10 +37,6 @@ CLASS_NAMES: tuple[str, ...] = tuple(INFO["label"][str(i)] for i in range(len(IN
 SPLITS = ("train", "val", "test")
 SPLIT_SIZES: dict[str, int] = dict(INFO["n_samples"])
 SIZES = (28, 64, 128, 224)
-# Image arrays at least this large are memory-mapped from an uncompressed copy (1 GiB: the
-# 128x128 and 224x224 training splits; the 64x64 one, 1.1 GB, too).
-MMAP_BYTES = 1 << 30
-CACHE_DIR = ".pathmnist-cache"
 
 
 def _suffix(size) -> str:
@@ -159,51 +153,6 @@ class ImageSet:
         return self.images.shape[1]
 
 
-_LOAD_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error)
-
-
-def _cached_npy(path: Path, key: str) -> np.ndarray | None:
-    """A large array of the npz as a read-only memory map of an uncompressed .npy copy
-    beside the file (made once, streamed from the zip member in 1 MiB pieces, so never in
-    memory); None when the member is small or the folder is not writable.
-
-    np.load of a compressed member decompresses the whole array into memory; the 224x224
-    training split is 13.5 GB of uint8. A memory map lets the loader read pages as it
-    needs them (and copy them to the GPU), so host memory holds one split at most."""
-    with zipfile.ZipFile(path) as z:
-        info = z.getinfo(f"{key}.npy")
-        if info.file_size < MMAP_BYTES:
-            return None
-        stamp = f"{path.stat().st_size}-{int(path.stat().st_mtime)}"  # A changed file, a new copy.
-        target = path.parent / CACHE_DIR / f"{path.stem}-{stamp}-{key}.npy"
-        if not target.exists():
-            try:
-                with atomic_path(target) as tmp, z.open(info) as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)  # A member is a whole .npy file.
-            except PathMNISTError:
-                return None  # Not writable or full: fall back to reading into memory.
-    return np.load(target, mmap_mode="r", allow_pickle=False)
-
-
-def _read(path: Path, keys) -> dict[str, np.ndarray]:
-    """Read only `keys` from the npz at `path` (missing keys are left out): one copy each,
-    or a memory map for a large image array (`_cached_npy`)."""
-    try:
-        with open(path, "rb") as f:
-            is_zip = f.read(2) == b"PK"  # An npz is a zip archive of .npy files.
-        if is_zip:
-            with np.load(path, allow_pickle=False) as f:
-                present = [k for k in keys if k in f.files]
-                mapped = {k: _cached_npy(path, k) for k in present if k.endswith("_images")}
-                return {k: f[k] if mapped.get(k) is None else mapped[k] for k in present}
-        problem = "is not an npz file (a zip archive of .npy arrays)"
-    except _LOAD_ERRORS as e:
-        problem = f"is not a readable npz file ({type(e).__name__}: {e})"
-    raise PathMNISTError(
-        f"{path} {problem}; download it again or rebuild it in the MedMNIST npz format."
-    )
-
-
 def _labels(path: Path, key: str, labels: np.ndarray) -> np.ndarray:
     """Validate one `{split}_labels` array and return it as int64 (N,)."""
     if labels.ndim == 2 and labels.shape[1] == 1:
@@ -268,7 +217,7 @@ def load_split(split: str, root=None, size: int = 64, data_file=None) -> ImageSe
         if not path.is_file():
             raise PathMNISTError(f"data file {path} does not exist; check the path.")
     image_key, label_key = f"{split}_images", f"{split}_labels"
-    arrays = _read(path, [image_key, *(f"{s}_labels" for s in SPLITS)])
+    arrays = read_arrays(path, [image_key, *(f"{s}_labels" for s in SPLITS)])
     for key in (image_key, label_key):
         if key not in arrays:
             raise PathMNISTError(

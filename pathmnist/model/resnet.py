@@ -35,9 +35,9 @@ too: BatchNorm cannot normalise one value per channel.
 import torch
 from torch import nn
 
+from pathmnist.config import STEMS
 from pathmnist.errors import PathMNISTError
 
-STEMS = ("imagenet", "small")
 # Downsampling before avgpool: imagenet = conv1 (2) x maxpool (2) x layer2..4 (2 each).
 TOTAL_STRIDE = {"imagenet": 32, "small": 8}
 # Smallest side for which layer3 ends at >= 2x2, so layer4 downsamples real pixels.
@@ -258,13 +258,3 @@ def resnet34(num_classes=9, stem="imagenet", zero_init_residual=False):
 def resnet50(num_classes=9, stem="imagenet", zero_init_residual=False):
     """ResNet-50: Bottlenecks [3, 4, 6, 3], 2048 features into fc."""
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, stem, zero_init_residual)
-
-
-ARCHS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
-
-
-def build(arch, **kw):
-    """Build `ARCHS[arch](**kw)`; an unknown name raises PathMNISTError listing the choices."""
-    if arch not in ARCHS:
-        raise PathMNISTError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}.")
-    return ARCHS[arch](**kw)

@@ -3,17 +3,13 @@
 A single number per recipe hides how far seeds scatter; this figure shows every run, so
 a reader can see at a glance whether two recipes differ by more than their noise.
 
-Tested in tests/test_study_plots.py (a valid PNG, bad inputs refused).
+Tested in tests/test_plots.py (a valid PNG, bad inputs refused).
 """
 
-import matplotlib
-
-matplotlib.use("Agg")  # No display: figures go to files.
-import matplotlib.pyplot as plt
 import numpy as np
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.report.plots import _save
+from pathmnist.report.plots import _save, subplots
 
 
 def ablation_dots(rows, summary, path):
@@ -24,7 +20,7 @@ def ablation_dots(rows, summary, path):
     if not shifts:
         raise PathMNISTError("there are no ablation runs to plot; run at least one.")
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1,
         len(shifts),
         figsize=(1.6 * len(recipes) * len(shifts) + 2, 4.2),
@@ -74,7 +70,7 @@ def trials_bar(summary, path):
     texts = [f"{s['val_acc']:.3f} ({s['n']} seed{'s' * (s['n'] > 1)})" for s in summary]
     colors = ["tab:green"] + ["tab:blue"] * (len(summary) - 1)
     title = "Tuning: mean val accuracy per trial (green: the best; bars: 95% interval)"
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(acc) + 1.2), layout="constrained")
+    fig, ax = subplots(figsize=(8, 0.45 * len(acc) + 1.2), layout="constrained")
     y = np.arange(len(acc))
     low = [s["val_acc"] - s["val_acc_low"] if s["n"] > 1 else 0.0 for s in summary]
     high = [s["val_acc_high"] - s["val_acc"] if s["n"] > 1 else 0.0 for s in summary]

@@ -11,21 +11,16 @@
   true and predicted class.
 
 Matplotlib runs on the file-only "Agg" backend and each figure is written atomically and
-closed by `pathmnist.report.plots._save` (same DPI as every other figure of a run). Tested in
-tests/test_inside_plots.py (valid PNGs, no temporary file left, bad inputs raise).
+written by `pathmnist.report.plots._save` (same DPI as every other figure of a run). Tested in
+tests/test_model_plots.py (valid PNGs, no temporary file left, bad inputs raise).
 """
 
-import matplotlib
-
-matplotlib.use("Agg")  # Before pyplot: render to files only, no display needed.
-
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation.calibration import Reliability
-from pathmnist.report.plots import _save, _wrap
+from pathmnist.report.plots import _save, _wrap, subplots
 
 
 def _bars(ax, rel, title):
@@ -57,7 +52,7 @@ def reliability_diagram(before, after, path, temperature=None):
                 f"reliability_diagram got {name}={type(rel).__name__}; pass the result of "
                 "calibration.reliability(labels, probs) with at least one sample."
             )
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.6), layout="constrained")
+    fig, axes = subplots(1, 2, figsize=(9, 4.6), layout="constrained")
     after_title = "after temperature scaling"
     if temperature is not None:
         after_title += f" (T = {float(temperature):.3f})"
@@ -109,7 +104,7 @@ def gradcam_grid(images, maps, labels, preds, class_names, path):
     y, p = _ints(labels, n, k, "labels"), _ints(preds, n, k, "preds")
     groups = (np.flatnonzero(y == p), np.flatnonzero(y != p))  # (correct, wrong)
     rows = max(len(g) for g in groups)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows, 4, figsize=(7.2, 2.1 * rows + 0.6), squeeze=False, layout="constrained"
     )
     for ax in axes.flat:

@@ -18,11 +18,8 @@ import itertools
 import textwrap
 
 import matplotlib
-
-matplotlib.use("Agg")  # Before pyplot: render to files only, no display needed.
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import metrics
@@ -31,14 +28,18 @@ from pathmnist.files import atomic_path
 DPI = 120  # Sharp enough for report.md on a laptop screen; a figure stays under ~150 kB.
 
 
+def subplots(*grid, figsize, layout="constrained", **kw):
+    """(figure, axes) like pyplot.subplots, from a bare `matplotlib.figure.Figure`: no
+    pyplot state and no backend switch, so a notebook keeps displaying its own figures."""
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(*grid, **kw)
+
+
 def _save(fig, path):
-    """Write `fig` to `path` as PNG atomically, close it, and return the path."""
-    try:
-        with atomic_path(path) as tmp:
-            # format="png" explicitly: the temporary name ends in ".tmp", not ".png".
-            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    """Write `fig` to `path` as PNG atomically and return the path."""
+    with atomic_path(path) as tmp:
+        # format="png" explicitly: the temporary name ends in ".tmp", not ".png".
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
     return path
 
 
@@ -59,7 +60,7 @@ def _curve(history, path, key, label, best_of):
     """Train and validation `key` per epoch, with the best epoch and LR steps marked."""
     rows = _rows(history)
     epochs = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    fig, ax = subplots(figsize=(6, 4), layout="constrained")
     ax.plot(epochs, [r[f"train_{key}"] for r in rows], "o-", label=f"train {label}")
     ax.plot(epochs, [r[f"val_{key}"] for r in rows], "s-", label=f"val {label}")
     best = getattr(history, "best_epoch", None) or best_of(rows)["epoch"]
@@ -113,7 +114,7 @@ def confusion_matrix_plot(cm, class_names, path):
     # Row-normalised colours show recall per class even when classes differ in size.
     frac = np.divide(cm, totals, out=np.zeros(cm.shape, float), where=totals > 0)
     side = 2.5 + 0.75 * c
-    fig, ax = plt.subplots(figsize=(side, side), layout="constrained")
+    fig, ax = subplots(figsize=(side, side), layout="constrained")
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(c):
         for j in range(c):
@@ -183,8 +184,8 @@ def roc_curves(labels, probs, class_names, path):
             f"roc_curves got {labels.size} labels, scores of shape {probs.shape} and {c} class "
             f"names; pass scores of shape ({labels.size}, {c}), one column per class."
         )
-    fig, ax = plt.subplots(figsize=(7, 5.5), layout="constrained")
-    colors = plt.get_cmap("tab10")
+    fig, ax = subplots(figsize=(7, 5.5), layout="constrained")
+    colors = matplotlib.colormaps["tab10"]
     for k, name in enumerate(class_names):
         positive = labels == k
         if positive.all() or not positive.any():
@@ -220,7 +221,7 @@ def montage(imageset, path, per_class=8):
         )
     names = list(imageset.class_names)
     c = len(names)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         c,
         per_class,
         figsize=(0.7 * per_class + 1.6, 0.7 * c + 0.4),  # About 1:1 pixels at 64x64.
@@ -260,7 +261,7 @@ def recall_bars(cm, class_names, path):
 
 def _hbars(values, labels, texts, colors, xlabel, title, path):
     """Horizontal bars in [0, 1], first row on top, each with its value text at its end."""
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(values) + 1.2), layout="constrained")
+    fig, ax = subplots(figsize=(7, 0.45 * len(values) + 1.2), layout="constrained")
     y = np.arange(len(values))
     ax.barh(y, values, color=colors)
     for k, text in enumerate(texts):

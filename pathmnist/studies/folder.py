@@ -7,7 +7,7 @@ differs is refused. results.csv has one row per finished (trial, epochs, seed) r
 finished runs are never trained again; a run killed mid-way continues from its last.pt.
 Trial folders are named by their parameters: `adam_lr=0.001_batch_size=64/epochs=3_seed=0`.
 
-Tested in tests/test_folder.py and tests/test_grid.py.
+Tested in tests/test_grid.py.
 """
 
 import csv

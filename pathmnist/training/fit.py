@@ -27,7 +27,7 @@ from pathmnist.device import configure_backends, resolve_device, resolve_precisi
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
 from pathmnist.model import losses
-from pathmnist.model.resnet import build
+from pathmnist.model.registry import build
 from pathmnist.training import loop, resume, rundir
 from pathmnist.training.early_stopping import EarlyStopping
 from pathmnist.training.history import History, format_epoch

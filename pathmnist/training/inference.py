@@ -15,7 +15,7 @@ from pathmnist.config import TrainConfig
 from pathmnist.data.loader import BatchLoader
 from pathmnist.device import resolve_device, resolve_precision
 from pathmnist.errors import PathMNISTError
-from pathmnist.model.resnet import build
+from pathmnist.model.registry import build
 from pathmnist.training import checkpoints, inference, loop
 
 

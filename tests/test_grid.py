@@ -14,12 +14,12 @@ from conftest import write_medmnist_npz
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import ParameterGrid
-from test_training import TinyNet, signal_set
+from test_fit import TinyNet, signal_set
 
 from pathmnist.config import TrainConfig
 from pathmnist.data import dataset as data
 from pathmnist.errors import PathMNISTError
-from pathmnist.model import resnet
+from pathmnist.model import registry
 from pathmnist.studies import folder, grid, halving
 from pathmnist.training import resume
 
@@ -29,7 +29,7 @@ BASE = TrainConfig(device="cpu", precision="fp32", batch_size=8)
 @pytest.fixture
 def tiny(monkeypatch):
     """Build the tiny net wherever the config says resnet18."""
-    monkeypatch.setitem(resnet.ARCHS, "resnet18", TinyNet)
+    monkeypatch.setitem(registry.BUILDERS, "resnet18", TinyNet)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ space_values = st.lists(st.integers(0, 5), min_size=1, max_size=3, unique=True)
     )
 )
 def test_grid_equals_sklearn_parameter_grid(space):
-    """For any list of sub-grids, grid.expand() yields the same trials as sklearn's ParameterGrid."""
+    """For any list of sub-grids, grid.expand() yields the trials of sklearn's ParameterGrid."""
     ours = grid.expand(space)
     oracle = list(ParameterGrid(space))
     assert sorted(map(folder.trial_key, ours)) == sorted(map(folder.trial_key, oracle))
