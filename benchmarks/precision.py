@@ -26,7 +26,6 @@ from _results import machine, write_section
 from pathmnist.config import TrainConfig
 from pathmnist.data import dataset as data
 from pathmnist.data import synthetic
-from pathmnist.training import loop
 from pathmnist.training.fit import fit
 
 
@@ -49,7 +48,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             history = fit(config, train, val, Path(tmp) / precision, quiet=True)
             seconds = time.perf_counter() - start
-            ev = loop.evaluate_imageset(history.model, val, history.eval_transform, config)
+            ev = history.predictor.evaluate(val)
             rows[precision] = (ev.accuracy, ev.macro_auc, ties(ev.probs), seconds)
             print(precision, rows[precision], flush=True)
     (a32, u32, t32, s32), (a16, u16, t16, s16) = rows["fp32"], rows["bf16"]

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from pathmnist import cli
 from pathmnist.report import run_report, tables
-from pathmnist.training import loop
 from pathmnist.training.fit import fit
 
 
@@ -34,9 +33,7 @@ def main(argv=None):
     history = fit(
         config, train, val, out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
     )
-    evaluations = {
-        "val": loop.evaluate_imageset(history.model, val, history.eval_transform, config)
-    }
+    evaluations = {"val": history.predictor.evaluate(val)}
 
     # %% The run directory: metrics, figures, report
     run_report.write_metrics(out, evaluations)

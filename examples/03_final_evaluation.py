@@ -82,13 +82,17 @@ def main(argv=None):
     )
 
     # %% The decision, on validation only
-    def evaluate(model, transform, split):
-        return loop.evaluate_imageset(model, splits[split], transform, config)
-
-    tuned = {"val": evaluate(history.model, history.eval_transform, "val")}
+    # Each model predicts as its own run was set up (its device, precision and TTA).
+    tuned_predictor = history.predictor
+    base_predictor = None
+    if baseline is not None:
+        base_predictor = loop.Predictor.for_config(
+            baseline.model, baseline.eval_transform, baseline.config
+        )
+    tuned = {"val": tuned_predictor.evaluate(splits["val"])}
     extra = {}
     if baseline is not None:
-        base = {"val": evaluate(baseline.model, baseline.eval_transform, "val")}
+        base = {"val": base_predictor.evaluate(splits["val"])}
         extra["val_tuned_vs_baseline"] = decision.compare(
             "tuned", tuned["val"], "baseline", base["val"]
         )
@@ -97,9 +101,9 @@ def main(argv=None):
     print(f"carried to the test split: the {carried} model")
 
     # %% Validation versus test (the test split is opened here, once)
-    tuned["test"] = evaluate(history.model, history.eval_transform, "test")
+    tuned["test"] = tuned_predictor.evaluate(splits["test"])
     if baseline is not None:
-        base["test"] = evaluate(baseline.model, baseline.eval_transform, "test")
+        base["test"] = base_predictor.evaluate(splits["test"])
         extra["test_tuned_vs_baseline"] = decision.compare(
             "tuned", tuned["test"], "baseline", base["test"]
         )

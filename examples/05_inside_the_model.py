@@ -21,7 +21,7 @@ from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import calibration, gradcam
 from pathmnist.files import write_json
 from pathmnist.report import model_plots
-from pathmnist.training import inference, rundir
+from pathmnist.training import inference, loop, rundir
 
 
 # %% The run and its data
@@ -51,9 +51,10 @@ def inspect(args):
     print(f"{args.run}: {config.arch} ({config.stem} stem), {len(ckpt.class_names)} classes")
 
     # %% Calibration: temperature fitted on validation, measured on test
-    val = inference.logits(ckpt.model, splits["val"], ckpt.eval_transform, config)
-    test = inference.logits(ckpt.model, splits["test"], ckpt.eval_transform, config)
-    cal = calibration.calibrate(*val, *test)
+    # The run's own predictor: its device, precision and TTA, as its final evaluation used.
+    predictor = loop.Predictor.for_config(ckpt.model, ckpt.eval_transform, config)
+    val, test = predictor.evaluate(splits["val"]), predictor.evaluate(splits["test"])
+    cal = calibration.calibrate(val.logits, val.labels, test.logits, test.labels)
     fig_dir = args.run / "figures"
     model_plots.reliability_diagram(
         cal["reliability_before"],
@@ -67,7 +68,7 @@ def inspect(args):
     )
 
     # %% Grad-CAM over one correct and one wrong test image per class
-    labels, preds = test[1], test[0].argmax(1)
+    labels, preds = test.labels, test.probs.argmax(1)
     idx = gradcam.pick_examples(labels, preds, len(ckpt.class_names))
     images = splits["test"].images[idx]  # (n, H, W, 3) uint8
     x = ckpt.eval_transform(torch.from_numpy(images.copy()))  # (n, 3, H, W) normalised

@@ -209,16 +209,47 @@ def test_tta_is_the_mean_softmax_over_the_eight_views(splits):
     np.testing.assert_allclose(ev.probs.sum(1), 1.0, rtol=1e-6)
 
 
-def test_evaluate_imageset_equals_evaluate_on_a_loader(splits):
-    """evaluate_imageset runs evaluate over the whole split in order on the config's device."""
+def test_predictor_equals_evaluate_on_a_loader(splits):
+    """Predictor.evaluate runs evaluate over the whole split in order on the config's
+    device, and its logits are the ones behind its probabilities."""
     _, val = splits
     torch.manual_seed(0)
     model = TinyNet(3).eval()
     _, eval_tf = build_transforms((0.5,) * 3, (0.25,) * 3)
-    a = loop.evaluate_imageset(model, val, eval_tf, config())
+    a = loop.Predictor.for_config(model, eval_tf, config()).evaluate(val)
     b = loop.evaluate(model, BatchLoader(val, 5, shuffle=False, transform=eval_tf))
     np.testing.assert_allclose(a.probs, b.probs, rtol=1e-6, atol=1e-7)
     assert a.accuracy == b.accuracy and math.isclose(a.loss, b.loss, rel_tol=1e-6)
+    softmax = torch.from_numpy(a.logits).softmax(1).numpy()
+    np.testing.assert_allclose(softmax, a.probs, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_predictor_applies_the_runs_tta(splits, tta):
+    """A predictor built from a TTA config predicts with the 8 views, one from a plain
+    config without: the same probabilities as evaluate with that tta, and logits whose
+    softmax gives them (under TTA, the log of the mean softmax)."""
+    _, val = splits
+    torch.manual_seed(0)
+    model = TinyNet(3).eval()
+    _, eval_tf = build_transforms((0.5,) * 3, (0.25,) * 3)
+    ev = loop.Predictor.for_config(model, eval_tf, config(tta=tta)).evaluate(val)
+    ref = loop.evaluate(model, BatchLoader(val, 7, shuffle=False, transform=eval_tf), tta=tta)
+    np.testing.assert_allclose(ev.probs, ref.probs, rtol=1e-5, atol=1e-7)
+    softmax = torch.from_numpy(ev.logits).softmax(1).numpy()
+    np.testing.assert_allclose(softmax, ev.probs, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_returns_a_predictor_with_the_runs_settings(splits, tiny, tmp_path):
+    """fit resolves device and precision once and hands them on in history.predictor."""
+    train, val = splits
+    history = fit(config(epochs=1, tta=True), train, val, tmp_path, quiet=True)
+    p = history.predictor
+    assert p.model is history.model and p.tta is True
+    assert (p.device.type, p.precision) == (
+        history.rows[-1]["device"],
+        history.rows[-1]["precision"],
+    )
 
 
 def test_evaluate_on_an_empty_loader_is_named():
@@ -401,8 +432,8 @@ def test_early_stopping_restores_the_best_weights(splits, tiny, tmp_path, monkey
     real_evaluate = loop.evaluate
     series = iter([1.0, 0.5, 0.8, 0.9, 0.95, 1.0])
 
-    def scripted(model, loader, precision="fp32", tta=False):
-        ev = real_evaluate(model, loader, precision, tta=tta)
+    def scripted(model, loader, precision="fp32", tta=False, features=None):
+        ev = real_evaluate(model, loader, precision, tta=tta, features=features)
         return dataclasses.replace(ev, loss=next(series))
 
     monkeypatch.setattr(loop, "evaluate", scripted)

@@ -23,7 +23,7 @@ from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import metrics, stats
 from pathmnist.files import write_json, write_text
-from pathmnist.training import loop, rundir
+from pathmnist.training import rundir
 from pathmnist.training.fit import fit
 
 # The recipes, each adding to the one before, in the order the chapter tells them.
@@ -156,10 +156,7 @@ def _one(splits, name, changes, seed, shift, base, out, quiet) -> dict:
         overwrite=overwrite,
         quiet=True,
     )
-    ev = {
-        s: loop.evaluate_imageset(history.model, splits[s], history.eval_transform, config)
-        for s in ("val", "test")
-    }
+    ev = {s: history.predictor.evaluate(splits[s]) for s in ("val", "test")}
     for f in ("last.pt", "best.pt"):  # 30 runs x 2 ResNet-18s would take 5 GB.
         (run_dir / f).unlink(missing_ok=True)
     return {

@@ -89,8 +89,9 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
     rows, stopped = [], False
     if saved:
         rows, stopped = resume.restore(out_dir, saved, model, optimizer, scheduler, stopper)
-    if config.compile:  # Compiles at the first batch; the weights stay the same tensors.
-        model.features_fn = torch.compile(model.features)
+    # --compile: the feature extractor compiled once, passed to the loop (the weights stay
+    # the same tensors, so checkpoints and the returned model need no unwrapping).
+    features = torch.compile(model.features) if config.compile else None
     write_json(out_dir / "config.json", info)
     History(rows).to_csv(out_dir / "history.csv")  # A crash may have left it behind.
     loss_fn = losses.build_loss(
@@ -126,11 +127,11 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
             disable=True if quiet else None,
         ) as bar:
             train_loss, train_acc = loop.train_one_epoch(
-                model, train_loader, optimizer, precision, bar, loss_fn, mix
+                model, train_loader, optimizer, precision, bar, loss_fn, mix, features
             )
         if not math.isfinite(train_loss):
             raise _diverged("training", train_loss, epoch, lr, rows)
-        ev = loop.evaluate(model, val_loader, precision, tta=config.tta)
+        ev = loop.evaluate(model, val_loader, precision, tta=config.tta, features=features)
         if not math.isfinite(ev.loss):
             raise _diverged("validation", ev.loss, epoch, lr, rows)
         rows.append(
@@ -157,4 +158,5 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
     if stopped and not quiet:
         tqdm.write(stopper.reason)
     stopper.restore(model)  # The best epoch's weights, not the last epoch's.
-    return History(rows, stopper.best_epoch, stopped, model.eval(), eval_tf)
+    predictor = loop.Predictor(model.eval(), eval_tf, device, precision, config.tta)
+    return History(rows, stopper.best_epoch, stopped, model, eval_tf, predictor)

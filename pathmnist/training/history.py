@@ -66,6 +66,8 @@ class History:
     stopped_early: bool = False
     model: nn.Module | None = None  # Best weights restored, in eval mode.
     eval_transform: object = None  # Normalises (and resizes) other splits as val.
+    # A training.loop.Predictor: the model with the run's device, precision and TTA.
+    predictor: object = None
 
     def best(self) -> dict | None:
         """The row of the best epoch (None before the first epoch)."""

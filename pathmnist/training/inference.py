@@ -7,16 +7,13 @@ Tested in tests/test_inference.py on a tiny trained run.
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
 from torch import nn
 
 from pathmnist.augment.transforms import build_transforms
 from pathmnist.config import TrainConfig
-from pathmnist.data.loader import BatchLoader
-from pathmnist.device import resolve_device, resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.model.registry import build
-from pathmnist.training import checkpoints, inference, loop
+from pathmnist.training import checkpoints, inference
 
 
 class Checkpoint(NamedTuple):
@@ -67,19 +64,3 @@ def check_data(ckpt: inference.Checkpoint, imageset) -> None:
             f"the run was trained on {len(ckpt.class_names)} classes {ckpt.class_names[:3]}..., "
             f"but this data has {imageset.num_classes}; pass the data the run used."
         )
-
-
-def logits(model, imageset, eval_transform, config, batch_size=512) -> tuple:
-    """(logits (N, C) float32, labels (N,)) of a split, in eval mode, as numpy arrays."""
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    loader = BatchLoader(
-        imageset, batch_size, shuffle=False, transform=eval_transform, device=device
-    )
-    model = model.to(device).eval()
-    out, ys = [], []
-    with torch.no_grad():
-        for x, y in loader:
-            out.append(loop.forward(model, x, precision))
-            ys.append(y)
-    return torch.cat(out).cpu().numpy(), torch.cat(ys).cpu().numpy()

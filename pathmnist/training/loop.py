@@ -35,17 +35,25 @@ EVAL_BATCH_SIZE = 512  # No activations kept for backward, so 4x the training ba
 PROGRESS_EVERY = 10  # Batches between progress-bar numbers: each costs a GPU sync.
 
 
-def forward(model, x, precision):
+def forward(model, x, precision, features=None):
     """Logits in float32: the features under bf16 autocast (channels_last) if asked, the
-    classifier `fc` outside autocast in float32."""
-    features = getattr(model, "features_fn", model.features)  # Compiled by fit's --compile.
+    classifier `fc` outside autocast in float32. `features` replaces `model.features` (fit
+    passes the compiled one under --compile; the weights are the same tensors)."""
+    features = features or model.features
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         f = features(x)  # (B, 512), bfloat16 under autocast
     return model.fc(f.float())  # (B, C) float32
 
 
 def train_one_epoch(
-    model, loader, optimizer, precision="fp32", progress=None, loss_fn=None, mix=None
+    model,
+    loader,
+    optimizer,
+    precision="fp32",
+    progress=None,
+    loss_fn=None,
+    mix=None,
+    features=None,
 ):
     """One pass over `loader`, one optimizer step per batch; returns (mean loss, accuracy)
     over the samples seen. `progress` (a tqdm bar or None) advances once per batch.
@@ -65,7 +73,7 @@ def train_one_epoch(
             x, target = mix(x, y, loader.generator)
             y = target.argmax(1)
         optimizer.zero_grad(set_to_none=True)  # .grad accumulates unless cleared.
-        logits = forward(model, x, precision)  # (B, C)
+        logits = forward(model, x, precision, features)  # (B, C)
         loss = loss_fn(logits, target)  # Scalar: mean loss of the batch.
         loss.backward()  # d loss / d parameter, into each .grad
         optimizer.step()  # One Adam or SGD update from those gradients.
@@ -94,25 +102,29 @@ class Evaluation:
     macro_auc: float
     probs: np.ndarray  # (N, C) float32 softmax of the logits; rows sum to 1.
     labels: np.ndarray  # (N,) int64
+    # (N, C) float32 logits; under TTA the log of the mean softmax, whose softmax is `probs`.
+    logits: np.ndarray | None = None
 
 
-def evaluate(model, loader, precision="fp32", tta=False) -> Evaluation:
+def evaluate(model, loader, precision="fp32", tta=False, features=None) -> Evaluation:
     """Mean loss, accuracy and macro AUC over `loader`, in eval mode without gradients.
     With `tta`, each image's probabilities are the mean softmax over its 8 dihedral views
     (and the loss is the NLL of that mean)."""
     was_training = model.training
     model.eval()  # BatchNorm uses its running statistics: one answer per image.
-    probs, labels, loss_sum = [], [], 0.0  # Kept on the device until the end: no sync.
+    logits_, probs, labels, loss_sum = [], [], [], 0.0  # On the device until the end: no sync.
     with torch.no_grad():  # No graph is recorded: less memory and time.
         for x, y in loader:
             if tta:  # The mean of 8 softmaxes; its NLL is the loss.
                 views = dihedral.views(x)
-                p = sum(forward(model, v, precision).softmax(dim=1) for v in views) / 8
-                nll = F.nll_loss(p.clamp_min(1e-30).log(), y, reduction="sum")
+                p = sum(forward(model, v, precision, features).softmax(dim=1) for v in views) / 8
+                logits = p.clamp_min(1e-30).log()  # softmax(log p) = p: logits of the mean.
+                nll = F.nll_loss(logits, y, reduction="sum")
             else:
-                logits = forward(model, x, precision)  # (B, C) float32
+                logits = forward(model, x, precision, features)  # (B, C) float32
                 p, nll = logits.softmax(dim=1), F.cross_entropy(logits, y, reduction="sum")
             loss_sum = loss_sum + nll.double()
+            logits_.append(logits)
             probs.append(p)  # (B, C) float32
             labels.append(y)
     model.train(was_training)
@@ -120,17 +132,36 @@ def evaluate(model, loader, precision="fp32", tta=False) -> Evaluation:
         raise PathMNISTError("evaluate got an empty loader; pass a split with images.")
     p = torch.cat(probs).cpu().numpy()  # (N, C): one copy to the host for the whole split.
     y = torch.cat(labels).cpu().numpy()  # (N,)
+    z = torch.cat(logits_).cpu().numpy()  # (N, C)
     loss = float(loss_sum) / len(y)
     if not np.isfinite(p).all():  # Diverged weights: no metric means anything; say so.
-        return Evaluation(math.nan, math.nan, math.nan, p, y)
-    return Evaluation(loss, metrics.accuracy(y, p), metrics.macro_auc(y, p), p, y)
+        return Evaluation(math.nan, math.nan, math.nan, p, y, z)
+    return Evaluation(loss, metrics.accuracy(y, p), metrics.macro_auc(y, p), p, y, z)
 
 
-def evaluate_imageset(model, imageset, eval_transform, config: TrainConfig) -> Evaluation:
-    """`evaluate` on a whole split, on the config's device and precision (and TTA)."""
-    device = resolve_device(config.device)
-    loader = BatchLoader(
-        imageset, EVAL_BATCH_SIZE, shuffle=False, transform=eval_transform, device=device
-    )
-    precision = resolve_precision(config.precision, device)
-    return evaluate(model.to(device), loader, precision, tta=config.tta)
+@dataclass(frozen=True)
+class Predictor:
+    """A trained model and how to feed it, fixed once per run: its eval transform, the
+    device and precision resolved once, and whether it predicts with TTA. Every place that
+    computes a run's predictions (final evaluation of either model, calibration) uses one,
+    so TTA and precision are applied the same way everywhere."""
+
+    model: torch.nn.Module
+    eval_transform: object  # uint8 (B, H, W, 3) -> normalised float (B, 3, H, W)
+    device: torch.device
+    precision: str  # "fp32" or "bf16", as `device.resolve_precision` decided.
+    tta: bool = False
+
+    @classmethod
+    def for_config(cls, model, eval_transform, config: TrainConfig) -> "Predictor":
+        """Resolve the config's device and precision once; the model moves there."""
+        device = resolve_device(config.device)
+        precision = resolve_precision(config.precision, device)
+        return cls(model.to(device).eval(), eval_transform, device, precision, config.tta)
+
+    def evaluate(self, imageset, batch_size: int = EVAL_BATCH_SIZE) -> Evaluation:
+        """`evaluate` over a whole split, in order."""
+        loader = BatchLoader(
+            imageset, batch_size, shuffle=False, transform=self.eval_transform, device=self.device
+        )
+        return evaluate(self.model, loader, self.precision, tta=self.tta)
