@@ -99,3 +99,9 @@ def cpu_generator(generator, name: str):
             "(decisions are drawn on the CPU so results do not depend on the device)."
         )
     return generator
+
+
+def float_batch(x, name):
+    """Refuse anything but a float (B, 3, H, W) batch (uint8 needs ToFloat first)."""
+    if batch_layout(x, name) != (2, 3):
+        raise PathMNISTError(f"{name} got a {x.dtype} batch; apply ToFloat first.")

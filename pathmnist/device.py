@@ -84,8 +84,9 @@ def configure_backends(device: torch.device, deterministic: bool) -> None:
 
 
 def fused_available(device: torch.device) -> bool:
-    """Whether torch's fused Adam/SGD (one kernel for every parameter's update, instead of
-    several per parameter) runs on `device`: CUDA, and recent torch on the CPU too."""
+    """Whether to ask for torch's fused Adam/SGD (one kernel for every parameter's update,
+    instead of several per parameter): on CUDA only. On the CPU the default (for-each)
+    implementation is kept: the fused CPU kernels gain nothing measurable for this net."""
     return device.type == "cuda"
 
 
@@ -95,3 +96,28 @@ def decisions_to(decisions, device):
     if torch.device(device).type == "cuda":
         decisions = decisions.pin_memory()
     return decisions.to(device, non_blocking=True)
+
+
+class PerDevice:
+    """Copies of a few small constant tensors, one per (device, dtype), made on first use.
+
+    Making a constant for every batch would copy it from pageable host memory each time,
+    and on CUDA such a copy waits for the GPU; this copies it once per device and dtype.
+    Normalisation statistics, stain matrices, class weights and lookup tables all use it.
+    It pickles without the copies (they may live on a GPU)."""
+
+    def __init__(self, *tensors):
+        self.tensors = tuple(torch.as_tensor(t).cpu() for t in tensors)  # The CPU originals.
+        self._copies = {}
+
+    def __call__(self, device, dtype=None) -> tuple:
+        """The tensors on `device` (cast to `dtype` when given), made once."""
+        key = (torch.device(device), dtype)
+        if key not in self._copies:
+            self._copies[key] = tuple(
+                t.to(device=key[0], dtype=dtype or t.dtype) for t in self.tensors
+            )
+        return self._copies[key]
+
+    def __getstate__(self):
+        return {"tensors": self.tensors, "_copies": {}}

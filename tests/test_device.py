@@ -196,3 +196,22 @@ def test_on_a_gpu_auto_is_cuda_with_its_native_precision():
     x = torch.ones(4, 4, device=device)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         assert (x @ x).dtype == torch.bfloat16
+
+
+def test_per_device_copies_once_and_pickles_without_copies():
+    """PerDevice makes one copy per (device, dtype) and hands back the same tensors after;
+    a cast rounds as torch does; a pickle carries the CPU originals, not the copies."""
+    import pickle
+
+    from pathmnist.device import PerDevice
+
+    table = PerDevice(torch.tensor([0.1, 0.2], dtype=torch.float64), torch.tensor([1, 2]))
+    a, b = table("cpu", torch.float32)
+    again = table(torch.device("cpu"), torch.float32)
+    assert again[0] is a and again[1] is b  # The same objects: copied once.
+    assert a.dtype == b.dtype == torch.float32
+    assert torch.equal(a, torch.tensor([0.1, 0.2], dtype=torch.float64).float())
+    (kept,) = PerDevice(torch.tensor([3, 4]))("cpu")
+    assert kept.dtype == torch.int64  # No dtype: the original's.
+    copy = pickle.loads(pickle.dumps(table))
+    assert copy._copies == {} and torch.equal(copy("cpu")[0], table.tensors[0])

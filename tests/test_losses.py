@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from kornia.losses import focal_loss as kornia_focal_loss
 from sklearn.utils.class_weight import compute_class_weight
 
+from pathmnist.config import LOSSES
 from pathmnist.errors import PathMNISTError
-from pathmnist.model.losses import LOSSES, build_loss, class_weights, cross_entropy, focal_loss
+from pathmnist.model.losses import build_loss, class_weights, cross_entropy, focal_loss
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 

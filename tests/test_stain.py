@@ -283,7 +283,7 @@ def test_half_precision_and_pickling(tissue):
     assert half.dtype == torch.float16
     torch.testing.assert_close(half.float(), expected, rtol=0, atol=1 / 255)
     copy = pickle.loads(pickle.dumps(normalize))
-    assert copy._tensors == {} and torch.equal(copy(x), expected)
+    assert copy._targets._copies == {} and torch.equal(copy(x), expected)
 
 
 @pytest.mark.parametrize(

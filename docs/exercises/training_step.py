@@ -38,7 +38,7 @@ ORACLE_TESTS = (
 
 
 def train_one_epoch(model, loader, optimizer, precision="fp32", progress=None, loss_fn=None,
-                    mix=None):  # fmt: skip
+                    mix=None, features=None):  # fmt: skip
     """One pass over `loader`, one optimizer step per batch; returns (mean loss, accuracy)
     over the samples seen."""
     loss_fn = loss_fn or F.cross_entropy

@@ -18,7 +18,7 @@ ORACLE_TESTS = (
 
 
 def train_one_epoch(model, loader, optimizer, precision="fp32", progress=None, loss_fn=None,
-                    mix=None):  # fmt: skip
+                    mix=None, features=None):  # fmt: skip
     """One pass over `loader`, one optimizer step per batch; returns (mean loss, accuracy)
     over the samples seen."""
     loss_fn = loss_fn or F.cross_entropy
@@ -32,7 +32,7 @@ def train_one_epoch(model, loader, optimizer, precision="fp32", progress=None, l
             x, target = mix(x, y, loader.generator)
             y = target.argmax(1)
         optimizer.zero_grad(set_to_none=True)  # 1. .grad accumulates unless cleared.
-        logits = forward(model, x, precision)  # 2. (B, C) float32
+        logits = forward(model, x, precision, features)  # 2. (B, C) float32
         loss = loss_fn(logits, target)  # 3. scalar: the batch's mean loss
         loss.backward()  # 4. d loss / d parameter into every .grad,
         optimizer.step()  #    then one Adam or SGD update from them.

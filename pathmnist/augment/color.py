@@ -18,12 +18,12 @@ factors (float64 to 1e-12 without hue; float32 to 1e-5 with it), and by properti
 import torch
 
 from pathmnist import checks
-from pathmnist.augment.stain import _constant, _float_batch
-from pathmnist.checks import cpu_generator
-from pathmnist.device import decisions_to
+from pathmnist.checks import cpu_generator, float_batch
+from pathmnist.device import PerDevice, decisions_to
 
 # Which of v, p, q, t is R, G, B in each of the six hue sextants (torchvision's table).
 _SEXTANTS = ((0, 2, 1, 1, 3, 0), (3, 0, 0, 2, 1, 1), (1, 1, 3, 0, 0, 2))
+_SEXTANT_TABLE = PerDevice(torch.tensor(_SEXTANTS))
 # ColorJitter(**COLOR_PRESET) changes the synthetic H&E patches' pixels by as much on
 # average as HEDJitter(HED_LIGHT) does (0.078 in [0, 1] units; tests/test_color.py), so
 # the two augmentations compare at equal strength.
@@ -68,7 +68,7 @@ def _hsv_to_rgb(h, s, v):
     t = ((sxf + one_minus_s) * v).clamp_(0.0, 1.0)
     p = (one_minus_s * v).clamp_(0.0, 1.0)
     vpqt = torch.stack((v, p, q, t), dim=1)  # (B, 4, H, W)
-    table = _constant(_SEXTANTS, h.device, torch.long)  # (3, 6)
+    table = _SEXTANT_TABLE(h.device)[0]  # (3, 6) int64
     select = table[:, i.to(torch.long).remainder_(6)].moveaxis(0, 1)  # (B, 3, H, W)
     return vpqt.gather(1, select)
 
@@ -101,7 +101,7 @@ class ColorJitter:
         return self.brightness, self.contrast, self.saturation
 
     def __call__(self, x, generator=None):
-        _float_batch(x, "ColorJitter")
+        float_batch(x, "ColorJitter")
         factors = decisions_to(self.draw(len(x), generator).to(x.dtype), x.device)
         f = factors[:, :, None, None, None]  # (B, 4, 1, 1, 1)
         if self.brightness:

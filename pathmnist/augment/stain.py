@@ -19,15 +19,14 @@ against torchstain.normalizers.MacenkoNormalizer(backend="torch") on the same im
 by properties (identity at sigma 0, determinism from the generator, range [0, 1]).
 """
 
-import functools
 import math
 
 import numpy as np
 import torch
 
 from pathmnist import checks
-from pathmnist.checks import batch_layout, cpu_generator
-from pathmnist.device import decisions_to
+from pathmnist.checks import batch_layout, cpu_generator, float_batch
+from pathmnist.device import PerDevice, decisions_to
 from pathmnist.errors import PathMNISTError
 
 # skimage.color's matrix (rows: the OD vectors of haematoxylin, eosin, DAB in R, G, B).
@@ -41,45 +40,39 @@ MIN_TISSUE = 16  # Fewer tissue pixels give no stable 3x3 covariance or 1% perce
 MAX_FIT_PIXELS = 1 << 22
 
 
-def _float_batch(x, name):
-    """Refuse anything but a float (B, 3, H, W) batch (uint8 needs ToFloat first)."""
-    if batch_layout(x, name) != (2, 3):
-        raise PathMNISTError(f"{name} got a {x.dtype} batch; apply ToFloat first.")
+# Both matrices in float64, cast once per device and dtype to the batch's.
+_MATRICES = PerDevice(
+    torch.tensor(HED_FROM_RGB, dtype=torch.float64), torch.tensor(RGB_FROM_HED, dtype=torch.float64)
+)
 
 
-@functools.lru_cache(maxsize=32)
-def _constant(rows, device, dtype):
-    """A small constant tensor, made once per device and dtype: making it for every batch
-    would copy from pageable host memory, and such a copy waits for the GPU."""
-    return torch.tensor(rows, dtype=dtype, device=device)
-
-
-def _matrix(rows, x):
-    return _constant(rows, x.device, x.dtype)  # (3, 3)
+def _matrix(which, x):
+    """HED_FROM_RGB (which=0) or RGB_FROM_HED (which=1), (3, 3), on x's device and dtype."""
+    return _MATRICES(x.device, x.dtype)[which]
 
 
 def _separate(x):
     """Unclipped stains (B, 3, H, W) of rgb x: skimage's separate_stains before its clip."""
     od = torch.log(x.clamp_min(1e-6)) / _LOG_ADJUST  # (B, 3, H, W), 1 at rgb = 1e-6.
-    return torch.einsum("bchw,cs->bshw", od, _matrix(HED_FROM_RGB, x))
+    return torch.einsum("bchw,cs->bshw", od, _matrix(0, x))
 
 
 def _combine(h):
     """rgb (B, 3, H, W) of stains h, clipped to [0, 1]: skimage's combine_stains."""
-    log_rgb = _LOG_ADJUST * torch.einsum("bshw,sc->bchw", h, _matrix(RGB_FROM_HED, h))
+    log_rgb = _LOG_ADJUST * torch.einsum("bshw,sc->bchw", h, _matrix(1, h))
     return torch.exp(log_rgb).clamp_(0, 1)
 
 
 def rgb_to_hed(x):
     """Haematoxylin, eosin, DAB amounts (B, 3, H, W) >= 0 of rgb x (B, 3, H, W) in [0, 1]."""
-    _float_batch(x, "rgb_to_hed")
+    float_batch(x, "rgb_to_hed")
     return _separate(x).clamp_min_(0)
 
 
 def hed_to_rgb(h):
     """rgb (B, 3, H, W) in [0, 1] of stain amounts h (B, 3, H, W); inverts rgb_to_hed
     wherever rgb_to_hed did not clip (see the module docstring)."""
-    _float_batch(h, "hed_to_rgb")
+    float_batch(h, "hed_to_rgb")
     return _combine(h)
 
 
@@ -108,7 +101,7 @@ class HEDJitter:
         return 1 + self.sigma * u[:, 0], self.sigma * u[:, 1]
 
     def __call__(self, x, generator=None):
-        _float_batch(x, "HEDJitter")
+        float_batch(x, "HEDJitter")
         scale, shift = (decisions_to(t.to(x.dtype), x.device)[:, :, None, None]
                         for t in self.draw(len(x), generator))  # fmt: skip
         return _combine(_separate(x) * scale + shift)  # (B, 3, H, W)
@@ -226,22 +219,16 @@ class MacenkoNormalize:
                 "concentrations of shape (2,); pass the two values fit_macenko returns."
             )
         self.target_stains, self.target_max_conc = stains, max_conc
-        self._tensors = {}  # (device, dtype) -> the targets there, copied once (see _constant)
-
-    def __getstate__(self):  # Pickle CPU targets, not copies that may live on a GPU.
-        return {**self.__dict__, "_tensors": {}}
+        self._targets = PerDevice(stains, max_conc)  # Copied once per device and dtype.
 
     def __call__(self, x, generator=None):
-        _float_batch(x, "MacenkoNormalize")
+        float_batch(x, "MacenkoNormalize")
         b, _, h, w = x.shape
         if x.numel() == 0:
             return x
         # eigh and pinv need float32 or float64: half precision is computed in float32.
         y = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        key = (y.device, y.dtype)
-        if key not in self._tensors:
-            self._tensors[key] = (self.target_stains.to(*key), self.target_max_conc.to(*key))
-        target, target_max = self._tensors[key]  # (3, 2), (2,)
+        target, target_max = self._targets(y.device, y.dtype)  # (3, 2), (2,)
         od = _optical_density(y.permute(0, 2, 3, 1).reshape(b, h * w, 3) * 255, self.Io)
         _, conc, max_conc, ok = _macenko(od, self.alpha, self.beta)
         ratio = target_max / torch.where(ok[:, None], max_conc, 1)  # (B, 2)

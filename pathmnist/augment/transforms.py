@@ -28,7 +28,7 @@ from pathmnist.augment import color
 from pathmnist.augment import stain as stain_tools  # `stain` is build_transforms' argument.
 from pathmnist.augment.dihedral import RandomDihedral
 from pathmnist.checks import batch_layout
-from pathmnist.config import parse_augment
+from pathmnist.device import PerDevice
 from pathmnist.errors import PathMNISTError
 
 
@@ -72,10 +72,10 @@ class Normalize:
             raise PathMNISTError(
                 f"Normalize got std={self.std}; every standard deviation must be > 0."
             )
-        self._tensors = {}  # (device, dtype) -> (mean, std), each (3, 1, 1)
-
-    def __getstate__(self):  # Pickle the numbers, not tensors that may live on a GPU.
-        return {"mean": self.mean, "std": self.std, "_tensors": {}}
+        # (3, 1, 1) broadcasts over (B, 3, H, W), as torchvision's normalize does.
+        self._tensors = PerDevice(
+            *(torch.tensor(v, dtype=torch.float64).view(-1, 1, 1) for v in (self.mean, self.std))
+        )
 
     def _stats(self, x, name):
         batch_layout(x, name)
@@ -83,16 +83,7 @@ class Normalize:
             raise PathMNISTError(
                 f"{name} got a {x.dtype} batch; apply ToFloat first to get float (B, 3, H, W)."
             )
-        # (3, 1, 1) broadcasts over (B, 3, H, W), as torchvision's normalize does. Built
-        # once per device and dtype: a host-to-device copy per batch would make the CPU
-        # wait for the GPU at every batch.
-        key = (x.device, x.dtype)
-        if key not in self._tensors:
-            self._tensors[key] = tuple(
-                torch.tensor(v, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-                for v in (self.mean, self.std)
-            )
-        return self._tensors[key]
+        return self._tensors(x.device, x.dtype)  # (mean, std), each (3, 1, 1)
 
     def __call__(self, x, generator=None):
         mean, std = self._stats(x, "Normalize")
@@ -121,23 +112,16 @@ class NormalizeUint8:
 
     def __init__(self, mean, std):
         self.normalize = Normalize(mean, std)  # Checks the numbers; `inverse` comes from it.
-        self._tensors = {}  # device -> (bias, scale), each (1, 3, 1, 1)
-
-    def __getstate__(self):
-        return {"normalize": self.normalize, "_tensors": {}}
+        m, s = (torch.tensor(v, dtype=torch.float64) for v in self.normalize.mean_std())
+        bias, scale = (-m / s), 1 / (255 * s)  # In float64, rounded once to float32.
+        self._tensors = PerDevice(bias.view(1, 3, 1, 1), scale.view(1, 3, 1, 1))
 
     def __call__(self, x, generator=None):
         if batch_layout(x, "NormalizeUint8") != (1, 2):
             raise PathMNISTError(
                 f"NormalizeUint8 got {x.dtype}; pass the uint8 (B, H, W, 3) batch."
             )
-        if x.device not in self._tensors:
-            m, s = (torch.tensor(v, dtype=torch.float64) for v in self.normalize.mean_std())
-            bias, scale = (-m / s), 1 / (255 * s)
-            self._tensors[x.device] = tuple(
-                t.to(x.device, torch.float32).view(1, 3, 1, 1) for t in (bias, scale)
-            )
-        bias, scale = self._tensors[x.device]
+        bias, scale = self._tensors(x.device, torch.float32)
         return torch.addcmul(bias, x.permute(0, 3, 1, 2), scale)  # (B, 3, H, W) float32
 
     def inverse(self, x):
@@ -236,30 +220,43 @@ class Compose:
         return f"Compose({lines}\n)"
 
 
+# Every augmentation name config.AUGMENTATIONS accepts, with where it runs and how it is
+# made. "uint8": on the uint8 (B, H, W, 3) batch before the cast (flips and rotations move
+# bytes, a quarter of float32's, and commute with the resize); "float": on float [0, 1]
+# images, after the Macenko mapping and before Normalize. tests/test_transforms.py checks
+# that the table and config.AUGMENTATIONS name the same augmentations.
+AUGMENTATION_TABLE = {
+    "flips": ("uint8", RandomDihedral),
+    "hed-light": ("float", lambda: stain_tools.HEDJitter(stain_tools.HED_PRESETS["light"])),
+    "hed-strong": ("float", lambda: stain_tools.HEDJitter(stain_tools.HED_PRESETS["strong"])),
+    "color": ("float", lambda: color.ColorJitter(**color.COLOR_PRESET)),
+}
+
+
 def build_transforms(mean, std, augment=(), size=None, stain=None):
     """(train_tf, eval_tf) for uint8 (B, H, W, 3) batches.
 
     eval: ToFloat, Resize (when size is given), Macenko normalisation to `stain` (a dict
     {"stains": (3, 2), "max_conc": (2,)} fitted on the training split, when given),
     Normalize with the train split's channel statistics. train: the same, with the
-    augmentations named in `augment` (see config.AUGMENTATIONS; True means "flips"): the
-    flips and 90-degree rotations run on the uint8 batch, a quarter of the bytes of float32,
-    and commute with the resize; the stain and colour jitters run on float [0, 1] images,
-    after the Macenko mapping and before Normalize.
+    augmentations named in `augment` (a TrainConfig's tuple of names, see
+    config.AUGMENTATIONS), each made and placed as AUGMENTATION_TABLE says.
     """
-    augment = parse_augment(augment)
+    unknown = [n for n in augment if n not in AUGMENTATION_TABLE]
+    if isinstance(augment, str) or unknown:
+        raise PathMNISTError(
+            f"build_transforms got augment={augment!r}; pass a tuple of names from "
+            f"{', '.join(AUGMENTATION_TABLE)} (config.parse_augment reads them from text)."
+        )
+    made = {"uint8": [], "float": []}
+    for name in augment:
+        where, make = AUGMENTATION_TABLE[name]
+        made[where].append(make())
     head = [ToFloat()] + ([Resize(size)] if size is not None else [])
     if stain is not None:
         head.append(stain_tools.MacenkoNormalize(stain["stains"], stain["max_conc"]))
-    jitter = []
-    for name in augment:
-        if name.startswith("hed-"):
-            jitter.append(stain_tools.HEDJitter(stain_tools.HED_PRESETS[name[4:]]))
-        elif name == "color":
-            jitter.append(color.ColorJitter(**color.COLOR_PRESET))
-    flips = [RandomDihedral()] if "flips" in augment else []
-    if len(head) == 1 and not jitter:  # Nothing between the cast and Normalize: fuse them.
+    if len(head) == 1 and not made["float"]:  # Nothing between the cast and Normalize: fuse.
         fused = [NormalizeUint8(mean, std)]
-        return Compose(flips + fused), Compose(fused)
+        return Compose(made["uint8"] + fused), Compose(fused)
     tail = [Normalize(mean, std)]
-    return Compose(flips + head + jitter + tail), Compose(head + tail)
+    return Compose(made["uint8"] + head + made["float"] + tail), Compose(head + tail)

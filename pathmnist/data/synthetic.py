@@ -18,9 +18,8 @@ Tested (tests/test_synthetic.py) against medmnist itself (medmnist.PathMNIST loa
 files) and by properties: mean-RGB nearest-centroid accuracy below 0.6, each shift moves
 only the test split (the scanner one blurs it and keeps its mean colour), the default
 file's bytes are pinned, determinism, shapes, CLI, errors. Speed:
-benchmarks/bench_synthetic.py. Calibration (measured 2026-11-25, DEFAULT_SIZES at 64x64,
-the seed's ResNet-18 baseline of 10 epochs, no augmentation): val 0.956 / test 0.926
-(seed 0), val 0.964 / test 0.881 (seed 1); per-epoch numbers in docs/02_synthetic.md.
+benchmarks/bench_synthetic.py. How hard the set is for the seed's baseline is a
+measurement, kept with its run files in docs/results/ and shown in docs/02_synthetic.md.
 """
 
 import argparse

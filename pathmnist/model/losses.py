@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from pathmnist.checks import choice, probability, real, whole
+from pathmnist.config import LOSSES
+from pathmnist.device import PerDevice
 from pathmnist.errors import PathMNISTError
-
-LOSSES = ("ce", "weighted", "focal")
 
 
 def _check(logits, target, weight, name):
@@ -137,15 +137,12 @@ class _Loss:
     def __init__(self, name, weight, label_smoothing, gamma):
         self.name, self.weight = name, weight
         self.label_smoothing, self.gamma = label_smoothing, gamma
-        self._cast = {}  # (device, dtype) -> weight there: one copy per device, not per batch.
+        self._cast = None if weight is None else PerDevice(weight)  # One copy per device.
 
     def _weight(self, logits):
-        if self.weight is None:
+        if self._cast is None:
             return None
-        key = (logits.device, logits.dtype)
-        if key not in self._cast:
-            self._cast[key] = self.weight.to(device=logits.device, dtype=logits.dtype)
-        return self._cast[key]
+        return self._cast(logits.device, logits.dtype)[0]
 
     def __call__(self, logits, target):
         if self.name != "focal":

@@ -21,7 +21,7 @@ Differences from Keras, all deliberate:
   trains on for `patience` more epochs of garbage);
 - no `baseline`, `start_from_epoch` or mode "auto"; a bad argument raises PathMNISTError.
 
-The best weights are a copy, `{k: v.detach().clone()}` of the state_dict, never the model
+The best weights are a copy, `copy.deepcopy(model.state_dict())`, never the model
 or its tensors: MedMNIST's own script (MedMNIST/experiments, MedMNIST2D/
 train_and_eval_pytorch.py) keeps `best_model = model`, an alias that follows every later
 update and so "restores" the last epoch.
@@ -31,6 +31,7 @@ test_early_stopping_patience and the DummyModel weight-restoring test), with a m
 whose weights equal the epoch number, and with hypothesis properties.
 """
 
+import copy
 import math
 import numbers
 import warnings
@@ -127,7 +128,7 @@ class EarlyStopping:
             self.best, self.best_epoch, self.wait = value, self.epoch, 0
             if self.restore_best_weights:
                 # A copy, never an alias: later optimizer steps must not reach it.
-                self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                self.best_weights = copy.deepcopy(model.state_dict())
             return False
         self.wait += 1
         if self.wait >= self.patience:
@@ -159,9 +160,7 @@ class EarlyStopping:
             "stopped_epoch": self.stopped_epoch,
             "epoch": self.epoch,
             "reason": self.reason,
-            "best_weights": None
-            if self.best_weights is None
-            else {k: v.clone() for k, v in self.best_weights.items()},
+            "best_weights": copy.deepcopy(self.best_weights),
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -185,4 +184,4 @@ class EarlyStopping:
             setattr(self, key, int(state_dict[key]))
         self.reason = str(state_dict["reason"])
         weights = state_dict["best_weights"]
-        self.best_weights = None if weights is None else {k: v.clone() for k, v in weights.items()}
+        self.best_weights = copy.deepcopy(weights)

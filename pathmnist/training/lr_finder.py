@@ -28,11 +28,11 @@ equals the formula above, the test stops on a diverging loss and at once on a Na
 model and optimizer come back bit for bit.
 """
 
+import copy
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from pathmnist import checks
@@ -135,8 +135,8 @@ def lr_range_test(model, loader, optimizer, loss_fn=None, start_lr: float = 1e-7
     diverge = checks.real(diverge, "diverge", 1, low_open=True)
     loss_fn = loss_fn or F.cross_entropy
     # Copies, not aliases: the steps below change the live tensors.
-    saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    saved_optimizer = _clone(optimizer.state_dict())
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
     result = LRFinderResult([], [], [], diverged=False, beta=beta)
     avg, best = 0.0, math.inf
@@ -177,17 +177,6 @@ def lr_range_test(model, loader, optimizer, loss_fn=None, start_lr: float = 1e-7
         optimizer.load_state_dict(saved_optimizer)
         model.train(was_training)
     return result
-
-
-def _clone(obj):
-    """A deep copy of a state dict: tensors cloned, containers rebuilt."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_clone(v) for v in obj)
-    return obj
 
 
 def plot(result: LRFinderResult, path=None, ax=None):

@@ -10,6 +10,7 @@ Tested in tests/test_resume.py and tests/test_fit.py (resume refusals, a kill be
 the two writes repaired, resume bit-identical to an uninterrupted run).
 """
 
+import copy
 from pathlib import Path
 
 from pathmnist.config import RESUME_MAY_CHANGE, TrainConfig
@@ -119,6 +120,6 @@ def restore(out_dir, saved: dict, model, optimizer, scheduler, stopper):
         ) from None
     if stopper.best_epoch:
         best = _best_weights(Path(out_dir), saved, stopper.best_epoch)
-        stopper.best_weights = {k: v.clone() for k, v in best.items()}
+        stopper.best_weights = copy.deepcopy(best)
     checkpoints.set_rng_state(saved["rng"])
     return list(saved["rows"]), bool(saved["stopped_early"])
