@@ -57,7 +57,7 @@ def ablation_dots(rows, summary, path):
 
 
 def trials_bar(summary, path):
-    """Mean validation accuracy of each trial (`tuning.summarize`'s entries, best first),
+    """Mean validation accuracy of each trial (`grid.summarize`'s entries, best first),
     with its 95% interval over seeds as an error bar when there are 2 or more seeds."""
     summary = list(summary)
     if not summary:

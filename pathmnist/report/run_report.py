@@ -3,7 +3,7 @@
 The seed project shipped a written report next to its notebook; every example here
 writes one into its run directory, from the same numbers it prints:
 
-    config.json  history.csv  best.pt   (written by training.fit)
+    config.json  history.csv  best.pt   (written by fit)
     metrics.json {"val": {"accuracy", "accuracy_ci95", "macro_auc", "macro_auc_ci95",
                  "loss", "n"}, "test": {...}} (+ comparisons where an example makes them)
     figures/     loss_curve.png, accuracy_curve.png, confusion_<split>.png, roc_<split>.png,

@@ -48,7 +48,7 @@ def format_table(evaluations: dict, history=None) -> str:
 
 
 def format_results(summary) -> str:
-    """A Markdown table of ranked trials (`tuning.summarize`): parameters, epochs, seeds,
+    """A Markdown table of ranked trials (`grid.summarize`): parameters, epochs, seeds,
     mean val accuracy with its 95% interval over seeds, mean val loss at the best epoch."""
     keys = sorted({k for s in summary for k in s["params"]})
     header = ["rank", *keys, "epochs", "seeds", "val acc (mean)", "95% interval", "val loss", "s"]
