@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from pathmnist.augment import color
 from pathmnist.augment import stain as stain_tools  # `stain` is build_transforms' argument.
 from pathmnist.augment.dihedral import RandomDihedral
+from pathmnist.augment.randaugment import RandAugment
 from pathmnist.checks import batch_layout
 from pathmnist.config import parse_augment
 from pathmnist.errors import PathMNISTError
@@ -236,7 +237,7 @@ class Compose:
         return f"Compose({lines}\n)"
 
 
-def build_transforms(mean, std, augment=(), size=None, stain=None):
+def build_transforms(mean, std, augment=(), size=None, stain=None, randaugment=(2, 9)):
     """(train_tf, eval_tf) for uint8 (B, H, W, 3) batches.
 
     eval: ToFloat, Resize (when size is given), Macenko normalisation to `stain` (a dict
@@ -245,7 +246,8 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
     augmentations named in `augment` (see config.AUGMENTATIONS; True means "flips"): the
     flips and 90-degree rotations run on the uint8 batch, a quarter of the bytes of float32,
     and commute with the resize; the stain and colour jitters run on float [0, 1] images,
-    after the Macenko mapping and before Normalize.
+    after the Macenko mapping and before Normalize. "randaugment" (N ops at magnitude M,
+    `randaugment=(N, M)`) runs on the uint8 batch after the flips (torchvision takes uint8).
     """
     augment = parse_augment(augment)
     head = [ToFloat()] + ([Resize(size)] if size is not None else [])
@@ -258,6 +260,7 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
         elif name == "color":
             jitter.append(color.ColorJitter(**color.COLOR_PRESET))
     flips = [RandomDihedral()] if "flips" in augment else []
+    flips += [RandAugment(*randaugment)] if "randaugment" in augment else []
     if len(head) == 1 and not jitter:  # Nothing between the cast and Normalize: fuse them.
         fused = [NormalizeUint8(mean, std)]
         return Compose(flips + fused), Compose(fused)
