@@ -65,6 +65,8 @@ def fit(
     """
     config.validate()
     check_splits(train, val)
+    if config.weights is not None and not resume:  # A bad weights file: before any file.
+        build(config.arch, config.weights, num_classes=train.num_classes, stem=config.stem)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     with rundir.lock(out_dir) as out:

@@ -3,8 +3,7 @@
 `check_splits` refuses splits that cannot be trained on; `prepare` starts or resumes the
 run folder and gathers the run's info (config, class names, split sizes, the data's
 identity, the normalisation statistics and Macenko's stain target, both fitted on the
-training split only, or ImageNet's statistics with pretrained weights, which are loaded
-once here so that a bad weights file is refused before the run folder starts);
+training split only, or ImageNet's statistics with pretrained weights);
 `build_optimizer` is the seed's Adam (or SGD with momentum 0.9) with L2 weight decay.
 
 Tested in tests/test_fit.py through `fit`.
@@ -19,7 +18,6 @@ from pathmnist.data.dataset import ImageSet
 from pathmnist.device import fused_available
 from pathmnist.errors import PathMNISTError
 from pathmnist.model import pretrained
-from pathmnist.model.registry import build
 from pathmnist.training import checkpoints, rundir
 from pathmnist.training.resume import load_last
 
@@ -60,8 +58,6 @@ def prepare(config, train, val, out_dir, resume, overwrite):
     rundir.check_start(out_dir, resume, overwrite)
     fresh = resume and rundir.unstarted(out_dir)  # Stopped before epoch 1: start it again.
     saved = load_last(out_dir, config.to_dict(), data) if resume and not fresh else None
-    if config.weights is not None and not saved:  # A bad weights file: refused before start.
-        build(config.arch, config.weights, num_classes=train.num_classes, stem=config.stem)
     rundir.start(out_dir, resume, overwrite)
     if saved:
         mean, std, stain_target = saved["mean"], saved["std"], saved.get("stain")
