@@ -54,9 +54,10 @@ IMAGENET_WEIGHTS = {
     "densenet121": "DenseNet121_Weights.IMAGENET1K_V1",
 }
 HEADS = ("fc.", "classifier.")  # The classifier's key prefix: ResNet, DenseNet.
-# torchvision's pattern for DenseNet keys saved before module names could not hold dots.
+# torchvision's pattern for DenseNet keys saved before module names could not hold dots
+# (also matching the BatchNorm batch counter, which torchvision's files lack).
 _LEGACY_DENSENET = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_\w+|num_batches_tracked))$"
 )
 
 
