@@ -173,7 +173,7 @@ def check_state_dict(model, arch, state_dict, source) -> dict:
     if missing:
         raise PathMNISTError(
             f"{source} lacks {len(missing)} of the {len(needed)} {arch} backbone tensors "
-            f"(e.g. {missing[0]!r}); pass a complete {arch} state dict."
+            f"(such as {missing[0]!r}); pass a complete {arch} state dict."
         )
     for k, v in given.items():
         if v.shape != own[k].shape:
