@@ -158,3 +158,26 @@ def test_one_image_in_train_mode_is_refused():
 def test_bad_arguments(kw):
     with pytest.raises(PathMNISTError):
         densenet121(**kw)
+
+
+@pytest.mark.slow
+def test_example_trains_densenet121(tmp_path):
+    """examples/01_baseline.py --arch densenet121 (with RandAugment) runs end to end."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import write_medmnist_npz
+
+    data = write_medmnist_npz(tmp_path / "t.npz", sizes=(30, 10, 10), size=32)
+    example = Path(__file__).resolve().parents[1] / "examples" / "01_baseline.py"
+    args = ["--data-file", data, "--arch", "densenet121", "--augment", "flips,randaugment"]
+    fast = ["--epochs", "1", "--batch-size", "16", "--device", "cpu", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, str(example), *map(str, args), *fast, "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "run" / "metrics.json").is_file()

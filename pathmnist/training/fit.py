@@ -99,7 +99,9 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
     if saved:
         rows, stopped = resume.restore(out_dir, saved, model, optimizer, scheduler, stopper)
     if config.compile:  # Compiles at the first batch; the weights stay the same tensors.
-        model.features_fn = torch.compile(model.features)
+        # Set past nn.Module's registration: DenseNet's `features` is a module, whose
+        # compiled wrapper would otherwise become a submodule and repeat every state_dict key.
+        object.__setattr__(model, "features_fn", torch.compile(model.features))
     write_json(out_dir / "config.json", info)
     History(rows).to_csv(out_dir / "history.csv")  # A crash may have left it behind.
     loss_fn = losses.build_loss(
