@@ -4,9 +4,14 @@ both ways of a strict load, equal gradients with and without checkpointing, the 
 count; the shapes per block the docstring states; shape properties for both stems; and
 bad input."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
+from conftest import write_medmnist_npz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import densenet_image_sizes, resnet_num_classes
@@ -163,12 +168,6 @@ def test_bad_arguments(kw):
 @pytest.mark.slow
 def test_example_trains_densenet121(tmp_path):
     """examples/01_baseline.py --arch densenet121 (with RandAugment) runs end to end."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from conftest import write_medmnist_npz
-
     data = write_medmnist_npz(tmp_path / "t.npz", sizes=(30, 10, 10), size=32)
     example = Path(__file__).resolve().parents[1] / "examples" / "01_baseline.py"
     args = ["--data-file", data, "--arch", "densenet121", "--augment", "flips,randaugment"]
