@@ -208,3 +208,14 @@ def test_example_refuses_bad_settings(flags, match, tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert match in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_batch_equals_the_cpu_batch():
+    """The same generator gives the same augmentation on the GPU (uint8 within one level:
+    the GPU's float kernels may round a blend differently)."""
+    x = images(b=32).permute(0, 2, 3, 1).contiguous()
+    ra = RA.RandAugment(2, 9)
+    cpu = ra(x, torch.Generator().manual_seed(5))
+    gpu = ra(x.cuda(), torch.Generator().manual_seed(5)).cpu()
+    assert (cpu.int() - gpu.int()).abs().max() <= 1

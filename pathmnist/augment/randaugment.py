@@ -117,7 +117,7 @@ def warp(x, op, m, integer):
     # torchvision's _affine_grid: pixel centres (x, y, 1), mapped, normalised to [-1, 1].
     xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, device=x.device)
     ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, device=x.device)
-    base = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None], torch.ones(1)), -1)
+    base = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None], xs.new_ones(1)), -1)
     scale = torch.tensor([0.5 * w, 0.5 * h], dtype=x.dtype, device=x.device)
     grid = base.to(x.dtype).view(1, h * w, 3).expand(b, -1, -1).bmm(theta.transpose(1, 2) / scale)
     y = F.grid_sample(x, grid.view(b, h, w, 2), "nearest", "zeros", align_corners=False)
