@@ -75,6 +75,18 @@ def parser(description: str) -> argparse.ArgumentParser:
     t = p.add_argument_group("training (default: the seed's baseline, TrainConfig)")
     t.add_argument("--arch", choices=list(C.ARCHS))
     t.add_argument("--stem", choices=list(C.STEMS))
+    t.add_argument(
+        "--weights",
+        metavar="{imagenet,FILE}",
+        help="start from torchvision's ImageNet weights or a state dict file (the head is "
+        "replaced; inputs get ImageNet's mean and std); default: random weights",
+    )
+    t.add_argument(
+        "--freeze-epochs",
+        type=int,
+        metavar="N",
+        help="with --weights: train only the new head for the first N epochs",
+    )
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
@@ -84,6 +96,10 @@ def parser(description: str) -> argparse.ArgumentParser:
         metavar="NAMES",
         help=f"comma-separated batch augmentations from {_choices(C.AUGMENTATIONS)}, "
         "e.g. flips,hed-light; 'none' for none (the seed's choice)",
+    )
+    t.add_argument("--randaugment-n", type=int, metavar="N", help="RandAugment: ops per image (2)")
+    t.add_argument(
+        "--randaugment-m", type=int, metavar="M", help="RandAugment: magnitude 0..30 (9)"
     )
     t.add_argument(
         "--stain-normalize",
@@ -133,11 +149,15 @@ def parser(description: str) -> argparse.ArgumentParser:
 CONFIG_FLAGS = (
     "arch",
     "stem",
+    "weights",
+    "freeze_epochs",
     "epochs",
     "batch_size",
     "lr",
     "optimizer",
     "augment",
+    "randaugment_n",
+    "randaugment_m",
     "stain_normalize",
     "loss",
     "label_smoothing",

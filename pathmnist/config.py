@@ -25,7 +25,7 @@ from pathmnist.errors import PathMNISTError
 
 # The networks `model.registry.build` knows, and the ResNet stems: "imagenet" (7x7 stride-2
 # conv and max-pool, torchvision's) or "small" (3x3 stride-1, no max-pool: MedMNIST-28 style).
-ARCHS = ("resnet18", "resnet34", "resnet50")
+ARCHS = ("resnet18", "resnet34", "resnet50", "densenet121")
 STEMS = ("imagenet", "small")
 # What EarlyStopping may monitor, with its mode: a loss falls, an accuracy or AUC rises.
 MONITORS = {"val_loss": "min", "val_acc": "max", "val_auc": "max"}
@@ -33,11 +33,13 @@ OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 LOSSES = ("ce", "weighted", "focal")  # Cross-entropy, class-weighted CE, focal loss.
-# Batch augmentations by name, applied in this order (augment.transforms.build_transforms):
+# Batch augmentations by name, applied in this order (augment.transforms.AUGMENTATION_TABLE):
 # "flips" = random horizontal and vertical flips and 90-degree rotations (the dihedral
-# group: tissue has no up or down); "hed-light"/"hed-strong" = Tellez et al.'s stain jitter;
-# "color" = brightness/contrast/saturation/hue jitter.
-AUGMENTATIONS = ("flips", "hed-light", "hed-strong", "color")
+# group: tissue has no up or down); "randaugment" = N of torchvision's 14 RandAugment
+# operations per image at magnitude M (randaugment_n, randaugment_m); "hed-light" and
+# "hed-strong" = Tellez et al.'s stain jitter; "color" = brightness, contrast, saturation
+# and hue jitter.
+AUGMENTATIONS = ("flips", "randaugment", "hed-light", "hed-strong", "color")
 # Fields a resume may change: how long to train and where/how to compute. Any other change
 # would make the resumed run a different experiment from the one saved in last.pt.
 RESUME_MAY_CHANGE = ("epochs", "device", "precision", "compile", "deterministic")
@@ -50,6 +52,8 @@ class TrainConfig:
 
     arch: str = "resnet18"  # The seed's model (config.ARCHS lists the others).
     stem: str = "imagenet"  # The seed used torchvision's stem (7x7/2 conv + max-pool).
+    weights: str | None = None  # None: random init (the seed); "imagenet" or a state dict file.
+    freeze_epochs: int = 0  # With weights: epochs in which only the new head trains first.
     optimizer: str = "adam"  # The seed's baseline; its grid also tried "sgd".
     lr: float = 1e-3  # Seed baseline, confirmed best by its grid search.
     momentum: float = 0.9  # SGD only: the usual heavy-ball value, as the seed's SGD runs.
@@ -62,6 +66,8 @@ class TrainConfig:
     min_delta: float = 0.0  # Keras's default: any improvement counts.
     monitor: str = "val_loss"  # Seed: the validation loss (mode min).
     augment: tuple[str, ...] = ()  # The seed trained without augmentation.
+    randaugment_n: int = 2  # RandAugment's operations per image (torchvision's default).
+    randaugment_m: int = 9  # RandAugment's magnitude, 0..30 (torchvision's default).
     stain_normalize: bool = False  # Macenko normalisation to the training stain (lesson 4).
     loss: str = "ce"  # The seed's cross-entropy; "weighted" and "focal" are lesson 5's.
     label_smoothing: float = 0.0  # 0 = hard targets, as the seed.
@@ -91,6 +97,19 @@ class TrainConfig:
         for name, low in (("batch_size", 1), ("epochs", 1), ("step_size", 1), ("patience", 0)):
             checks.whole(getattr(self, name), f"TrainConfig {name}", low)
         checks.whole(self.seed, "TrainConfig seed", 0, MAX_SEED)
+        checks.whole(self.freeze_epochs, "TrainConfig freeze_epochs", 0)
+        checks.whole(self.randaugment_n, "TrainConfig randaugment_n", 0)
+        checks.whole(self.randaugment_m, "TrainConfig randaugment_m", 0, 30)
+        if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
+            raise PathMNISTError(
+                f"TrainConfig weights={self.weights!r} is not allowed; use None, 'imagenet' "
+                "or the path of a state dict file."
+            )
+        if self.freeze_epochs and self.weights is None:
+            raise PathMNISTError(
+                "TrainConfig freeze_epochs needs pretrained weights (a random backbone would "
+                "stay random); pass --weights too, or drop --freeze-epochs."
+            )
         if self.size is not None:
             checks.whole(self.size, "TrainConfig size", 1)
         checks.real(self.lr, "TrainConfig lr", 0, low_open=True)

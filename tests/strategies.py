@@ -41,6 +41,8 @@ epochs = st.integers(min_value=0, max_value=100)
 # an odd stage (48 -> 2x2 at layer4) and 96; class counts around PathMNIST's 9.
 resnet_image_sizes = st.sampled_from((28, 32, 48, 64, 96))
 resnet_num_classes = st.integers(min_value=2, max_value=20)
+# DenseNet inputs (densenet): its minimum 29 (denseblock4 at 1x1), 32, 48 and MedMNIST's 64.
+densenet_image_sizes = st.sampled_from((29, 32, 48, 64))
 
 
 # Transforms (transforms): float NCHW batches in [0, 1], square batches for rot90, and

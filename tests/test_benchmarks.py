@@ -159,3 +159,21 @@ def test_run_refuses_bad_sizes():
         with pytest.raises(SystemExit) as stop:
             run.main(argv)
         assert stop.value.code == 2
+
+
+@pytest.mark.slow
+def test_bench_beyond_quick_writes_its_section(tmp_path):
+    """`bench_beyond.py --quick --results FILE` writes its section: the parameter and FLOP
+    counts and a positive finite cost ratio for every network and augmentation row."""
+    out = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_beyond.py"), "--quick", "--results", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert "<!-- bench:beyond -->" in text and "6,963,081 parameters" in text
+    ratios = re.findall(r"\| ([\d.]+)x \|", text)
+    assert len(ratios) == 5 and all(math.isfinite(float(r)) and float(r) > 0 for r in ratios)

@@ -80,6 +80,12 @@ BAD = [
     ("arch", "resnet19", "resnet18, resnet34, resnet50"),
     ("arch", None, "choose one of"),
     ("stem", "tiny", "imagenet, small"),
+    ("weights", "", "None, 'imagenet' or the path"),
+    ("weights", 3, "None, 'imagenet' or the path"),
+    ("freeze_epochs", -1, ">= 0"),
+    ("randaugment_n", -1, ">= 0"),
+    ("randaugment_m", 31, "[0, 30]"),
+    ("randaugment_m", 9.0, "whole number"),
     ("optimizer", "adamw", "adam, sgd"),
     ("lr", 0.0, "(0, "),
     ("lr", -1e-3, "(0, "),
@@ -100,7 +106,7 @@ BAD = [
     ("min_delta", float("inf"), "finite"),
     ("min_delta", -0.1, "[0, "),
     ("monitor", "val_f1", "val_loss, val_acc, val_auc"),
-    ("augment", "yes", "flips, hed-light, hed-strong, color"),
+    ("augment", "yes", ", ".join(C.AUGMENTATIONS)),
     ("augment", True, "tuple of names"),
     ("augment", ("rotate",), "tuple of names"),
     ("augment", ["flips"], "tuple of names"),
@@ -230,7 +236,7 @@ def test_parse_augment_refuses_unknown_names(value, words):
     """An unknown name is quoted and the choices listed; a non-string is refused."""
     with pytest.raises(PathMNISTError, match=words) as info:
         parse_augment(value)
-    assert "flips, hed-light, hed-strong, color" in str(info.value)
+    assert ", ".join(C.AUGMENTATIONS) in str(info.value)
 
 
 # Seeding

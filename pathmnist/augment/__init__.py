@@ -6,4 +6,5 @@
 - `color`: brightness, contrast, saturation and hue jitter.
 - `stain`: colour deconvolution (HED), HED jitter and Macenko normalisation.
 - `mixing`: MixUp and CutMix.
+- `randaugment`: RandAugment's 14 operations, per image, batched (chapter 10).
 """

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from pathmnist.augment import color
 from pathmnist.augment import stain as stain_tools  # `stain` is build_transforms' argument.
 from pathmnist.augment.dihedral import RandomDihedral
+from pathmnist.augment.randaugment import RandAugment
 from pathmnist.checks import batch_layout
 from pathmnist.device import PerDevice
 from pathmnist.errors import PathMNISTError
@@ -220,27 +221,30 @@ class Compose:
         return f"Compose({lines}\n)"
 
 
-# Every augmentation name config.AUGMENTATIONS accepts, with where it runs and how it is
-# made. "uint8": on the uint8 (B, H, W, 3) batch before the cast (flips and rotations move
-# bytes, a quarter of float32's, and commute with the resize); "float": on float [0, 1]
-# images, after the Macenko mapping and before Normalize. tests/test_transforms.py checks
-# that the table and config.AUGMENTATIONS name the same augmentations.
+# Every augmentation name config.AUGMENTATIONS accepts, in the order they are applied,
+# with where each runs and how it is made from the run's options. "uint8": on the uint8
+# (B, H, W, 3) batch before the cast (flips and rotations move bytes, a quarter of
+# float32's, and commute with the resize; torchvision's RandAugment ops take uint8);
+# "float": on float [0, 1] images, after the Macenko mapping and before Normalize.
+# tests/test_transforms.py checks that the table and config.AUGMENTATIONS agree.
 AUGMENTATION_TABLE = {
-    "flips": ("uint8", RandomDihedral),
-    "hed-light": ("float", lambda: stain_tools.HEDJitter(stain_tools.HED_PRESETS["light"])),
-    "hed-strong": ("float", lambda: stain_tools.HEDJitter(stain_tools.HED_PRESETS["strong"])),
-    "color": ("float", lambda: color.ColorJitter(**color.COLOR_PRESET)),
+    "flips": ("uint8", lambda o: RandomDihedral()),
+    "randaugment": ("uint8", lambda o: RandAugment(*o["randaugment"])),
+    "hed-light": ("float", lambda o: stain_tools.HEDJitter(stain_tools.HED_PRESETS["light"])),
+    "hed-strong": ("float", lambda o: stain_tools.HEDJitter(stain_tools.HED_PRESETS["strong"])),
+    "color": ("float", lambda o: color.ColorJitter(**color.COLOR_PRESET)),
 }
 
 
-def build_transforms(mean, std, augment=(), size=None, stain=None):
+def build_transforms(mean, std, augment=(), size=None, stain=None, randaugment=(2, 9)):
     """(train_tf, eval_tf) for uint8 (B, H, W, 3) batches.
 
     eval: ToFloat, Resize (when size is given), Macenko normalisation to `stain` (a dict
     {"stains": (3, 2), "max_conc": (2,)} fitted on the training split, when given),
     Normalize with the train split's channel statistics. train: the same, with the
     augmentations named in `augment` (a TrainConfig's tuple of names, see
-    config.AUGMENTATIONS), each made and placed as AUGMENTATION_TABLE says.
+    config.AUGMENTATIONS), each made and placed as AUGMENTATION_TABLE says, in its order;
+    "randaugment" draws N operations at magnitude M per image, `randaugment=(N, M)`.
     """
     unknown = [n for n in augment if n not in AUGMENTATION_TABLE]
     if isinstance(augment, str) or unknown:
@@ -248,10 +252,11 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
             f"build_transforms got augment={augment!r}; pass a tuple of names from "
             f"{', '.join(AUGMENTATION_TABLE)} (config.parse_augment reads them from text)."
         )
+    options = {"randaugment": randaugment}
     made = {"uint8": [], "float": []}
-    for name in augment:
-        where, make = AUGMENTATION_TABLE[name]
-        made[where].append(make())
+    for name, (where, make) in AUGMENTATION_TABLE.items():
+        if name in augment:
+            made[where].append(make(options))
     head = [ToFloat()] + ([Resize(size)] if size is not None else [])
     if stain is not None:
         head.append(stain_tools.MacenkoNormalize(stain["stains"], stain["max_conc"]))

@@ -26,7 +26,7 @@ from pathmnist.data.loader import BatchLoader
 from pathmnist.device import configure_backends, resolve_device, resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
-from pathmnist.model import losses
+from pathmnist.model import losses, pretrained
 from pathmnist.model.registry import build
 from pathmnist.training import loop, resume, rundir
 from pathmnist.training.early_stopping import EarlyStopping
@@ -65,6 +65,8 @@ def fit(
     """
     config.validate()
     check_splits(train, val)
+    if config.weights is not None and not resume:  # A bad weights file: before any file.
+        build(config.arch, config.weights, num_classes=train.num_classes, stem=config.stem)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     with rundir.lock(out_dir) as out:
@@ -74,11 +76,18 @@ def fit(
 
 def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
     train_tf, eval_tf = build_transforms(
-        info["mean"], info["std"], config.augment, config.size, info["stain"]
+        info["mean"],
+        info["std"],
+        config.augment,
+        config.size,
+        info["stain"],
+        (config.randaugment_n, config.randaugment_m),
     )
     configure_backends(device, config.deterministic)
     seed_everything(config.seed)  # Same seed, same initial weights.
-    model = build(config.arch, num_classes=train.num_classes, stem=config.stem).to(device)
+    weights = None if saved else config.weights  # A resumed run restores its own weights.
+    model = build(config.arch, weights, num_classes=train.num_classes, stem=config.stem)
+    model = model.to(device)
     if precision == "bf16":  # NHWC weights: the layout bf16 convolution kernels want.
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model)
@@ -118,6 +127,8 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
     for epoch in todo:
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loader.set_epoch(epoch)  # (seed, epoch) fixes this epoch's order and draws.
+        if config.freeze_epochs:  # Warm-up: only the new head learns in the first epochs.
+            pretrained.freeze_backbone(model, epoch <= config.freeze_epochs)
         # disable=None: tqdm shows the bar only on a terminal.
         with tqdm(
             total=len(train_loader),

@@ -3,8 +3,8 @@
 `check_splits` refuses splits that cannot be trained on; `prepare` starts or resumes the
 run folder and gathers the run's info (config, class names, split sizes, the data's
 identity, the normalisation statistics and Macenko's stain target, both fitted on the
-training split only); `build_optimizer` is the seed's Adam (or SGD with momentum 0.9) with
-L2 weight decay.
+training split only, or ImageNet's statistics with pretrained weights);
+`build_optimizer` is the seed's Adam (or SGD with momentum 0.9) with L2 weight decay.
 
 Tested in tests/test_fit.py through `fit`.
 """
@@ -17,6 +17,7 @@ from pathmnist.config import TrainConfig
 from pathmnist.data.dataset import ImageSet
 from pathmnist.device import fused_available
 from pathmnist.errors import PathMNISTError
+from pathmnist.model import pretrained
 from pathmnist.training import checkpoints, rundir
 from pathmnist.training.resume import load_last
 
@@ -61,7 +62,9 @@ def prepare(config, train, val, out_dir, resume, overwrite):
     if saved:
         mean, std, stain_target = saved["mean"], saved["std"], saved.get("stain")
     else:
-        mean, std = channel_stats(train)
+        # Pretrained weights expect inputs normalised as in their ImageNet training.
+        pre = (pretrained.IMAGENET_MEAN, pretrained.IMAGENET_STD) if config.weights else None
+        mean, std = pre or channel_stats(train)
         stain_target = None  # Macenko's target stain, fitted on the training split.
         if config.stain_normalize:
             stains, max_conc = stain.fit_macenko(train.images)
