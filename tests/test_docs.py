@@ -159,6 +159,7 @@ def crawl(site: Path) -> dict[Path, _PageLinks]:
 def link_problems(site: Path) -> list[str]:
     """Every internal link whose file or #anchor is missing, and every script, stylesheet,
     image or frame loaded from another host, as "page: what is wrong"."""
+    site = site.resolve()
     pages, problems = crawl(site), []
     for page, parsed in pages.items():
         where = page.relative_to(site).as_posix()
@@ -172,7 +173,10 @@ def link_problems(site: Path) -> list[str]:
                                        "icon" not in rel)):  # fmt: skip
                     problems.append(f"{where}: <{tag} {key}> loads {url} from another host")
                 continue
-            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            # A path from the root ("/x.html", only in 404.html, which a server sends from
+            # any folder) starts at the site's root.
+            base = site if parts.path.startswith("/") else page.parent
+            target = (base / unquote(parts.path).lstrip("/")).resolve() if parts.path else page
             if target.is_dir():
                 target = target / "index.html"
             if not target.exists():
