@@ -122,6 +122,21 @@ def test_every_figure_is_used():
         assert any(f"figures/{figure.name}" in t for t in texts), f"remove {figure.name}"
 
 
+def test_every_questionnaire_has_its_answers():
+    """Each chapter ends with a questionnaire of at least three questions, and
+    docs/solutions/questionnaires.md answers every one of them (one numbered answer per
+    numbered question), chapter by chapter."""
+    answers = (DOCS / "solutions" / "questionnaires.md").read_text()
+    sections = dict(re.findall(r"^## Chapter (\d+):[^\n]*\n(.*?)(?=^## |\Z)", answers, re.S | re.M))
+    for chapter in CHAPTERS:
+        questions = chapter.read_text().split("## Questionnaire", 1)[-1]
+        asked = len(re.findall(r"^\d+\. ", questions, re.M))
+        number = str(int(chapter.name[:2]))
+        assert asked >= 3, f"{chapter.name} has no questionnaire"
+        assert number in sections, f"answer chapter {number}'s questionnaire"
+        assert len(re.findall(r"^\d+\. ", sections[number], re.M)) == asked, chapter.name
+
+
 def test_no_deprecated_markdown_exec_options():
     """markdown-exec renamed source="material-block" to source="block"; the old name warns
     at every build."""
