@@ -37,10 +37,13 @@ def main(argv=None):
 
     # %% The run directory: metrics, figures, report
     run_report.write_metrics(out, evaluations)
-    figures = run_report.save_figures(out, history, evaluations, train.class_names, images=train)
+    figures = run_report.save_figures(
+        out, history, evaluations, train.class_names, images=train, split_images={"val": val}
+    )
     run_report.write_report(
         out,
         "Lesson 1: baseline",
+        data=cli.data_description(args),
         config=config,
         history=history,
         evaluations=evaluations,

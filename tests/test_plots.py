@@ -1,6 +1,8 @@
 """Every figure function writes a valid PNG atomically (no temporary file left behind),
 `roc_points` equals sklearn.metrics.roc_curve, and mismatched inputs are named errors."""
 
+import base64
+
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -140,3 +142,18 @@ def test_bad_inputs_are_named(tmp_path, call, words):
         call(tmp_path / "x.png")
     assert words in str(info.value)
     assert not list(tmp_path.iterdir())
+
+
+def test_html_image_inlines_a_png(tmp_path):
+    """html_image gives one <img> whose data URI decodes to a PNG, with the alt text
+    escaped for HTML; given a PNG's path, it inlines that file's bytes."""
+    fig, ax = plots.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    tag = plots.html_image(fig, 'a "line" & more')
+    assert tag.startswith('<img alt="a &quot;line&quot; &amp; more" src="data:image/png;base64,')
+    data = tag.split("base64,", 1)[1].removesuffix('">')
+    assert base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
+    path = tmp_path / "line.png"
+    fig.savefig(path, format="png")
+    inlined = base64.b64encode(path.read_bytes()).decode()
+    assert plots.html_image(path, "x") == f'<img alt="x" src="data:image/png;base64,{inlined}">'

@@ -142,6 +142,124 @@ def test_seeded_initialisation_is_bitwise_torchvision(arch, zero_init_residual):
     assert all(torch.equal(ours[k], ref[k]) for k in ref)
 
 
+def _block_problem(name, ours, ref, x):
+    """None when our BasicBlock `ours` gives torchvision's block `ref`'s output on its input
+    x (float64, eval mode); otherwise one sentence naming the block and the branch (main:
+    conv1-bn1-relu-conv2-bn2; shortcut: x or downsample(x)) that differs. Hooks on our
+    block's layers record what each received and returned."""
+    seen = {}
+
+    def record(layer):
+        def hook(_module, inputs, output):
+            seen[layer] = (inputs[0].detach().clone(), output.detach().clone())
+
+        return hook
+
+    layers = ["conv1", "bn1", "conv2", "bn2"] + (["downsample"] if ours.downsample else [])
+    handles = [getattr(ours, n).register_forward_hook(record(n)) for n in layers]
+    x_ours, out, error = x.clone(), None, None
+    try:
+        with torch.no_grad():
+            try:
+                out = ours(x_ours)
+            except NotImplementedError:
+                raise
+            except RuntimeError as e:  # A shape mismatch: the hooks say what ran before it.
+                error = e
+            want = ref(x.clone())
+            hidden = torch.relu(ref.bn1(ref.conv1(x)))  # The main branch halfway.
+            main = ref.bn2(ref.conv2(hidden))  # F(x)
+            shortcut = x if ref.downsample is None else ref.downsample(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if out is not None and out.shape == want.shape and rel_err(out, want) <= 1e-10:
+        return None
+
+    def differs(a, b):
+        return a.shape != b.shape or rel_err(a, b) > 1e-10
+
+    where = f"block {name}"
+    if not torch.equal(x_ours, x):
+        return (f"{where}: the block's input x was changed in place (an in-place ReLU on "
+                "x?); the shortcut still needs it")  # fmt: skip
+    if "conv1" not in seen or differs(seen["conv1"][0], x):
+        return f"{where}, main branch: conv1 must take the block's input x"
+    if "conv2" not in seen or differs(seen["conv2"][0], hidden):
+        return f"{where}, main branch: conv2's input is not relu(bn1(conv1(x)))"
+    if "bn2" not in seen or differs(seen["bn2"][1], main):
+        return f"{where}, main branch: it must end with bn2(conv2(...))"
+    if ref.downsample is not None and "downsample" not in seen:
+        return (f"{where}, shortcut branch: this block changes the shape, so the shortcut is "
+                "self.downsample(x), which was not called")  # fmt: skip
+    if ref.downsample is not None and differs(seen["downsample"][0], x):
+        return f"{where}, shortcut branch: downsample must take the block's input x"
+    if error is not None:
+        return f"{where}: both branches ran, then the forward failed: {error}"
+    if not differs(out, main + shortcut):
+        return f"{where}: the last ReLU is missing; it comes after the addition"
+    if not differs(out, torch.relu(main)):
+        return f"{where}, shortcut branch: the shortcut is not added to the main branch"
+    return f"{where}: both branches are right, but the output is not relu(main + shortcut)"
+
+
+def block_inputs(ref, x):
+    """{name: input} of every BasicBlock of torchvision's model `ref` on the batch x."""
+    inputs = {}
+    blocks = [(n, m) for n, m in ref.named_modules() if isinstance(m, BasicBlock_tv)]
+    handles = [
+        m.register_forward_hook(lambda _m, i, _o, n=n: inputs.__setitem__(n, i[0].clone()))
+        for n, m in blocks
+    ]
+    with torch.no_grad():
+        ref(x)
+    for handle in handles:
+        handle.remove()
+    return inputs
+
+
+BasicBlock_tv = torchvision.models.resnet.BasicBlock
+
+
+def test_each_block_and_branch_matches_torchvision():
+    """Block by block, fed the input torchvision's block receives, each of our BasicBlocks
+    of ResNet-18 gives torchvision's output (float64, eval mode); a difference is named by
+    its block and branch ("block layer2.0, shortcut branch: ...")."""
+    torch.manual_seed(0)
+    ref = reference("resnet18", 9).double().eval()
+    randomize_batchnorm(ref, seed=1)
+    ours = resnet18(num_classes=9).double().eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    for name, x in block_inputs(ref, torch.randn(1, 3, 64, 64, dtype=torch.float64)).items():
+        problem = _block_problem(name, ours.get_submodule(name), ref.get_submodule(name), x)
+        assert problem is None, problem
+
+
+@pytest.mark.parametrize(
+    ("forward", "words"),
+    [
+        (lambda s, x: s.relu(s.bn2(s.conv2(s.relu(s.bn1(s.conv1(x))))) + x), "shortcut branch"),
+        (lambda s, x: s.bn2(s.conv2(s.relu(s.bn1(s.conv1(x))))) + s.downsample(x),
+         "last ReLU is missing"),
+        (lambda s, x: s.relu(s.bn2(s.conv2(s.bn1(s.conv1(x)))) + s.downsample(x)),
+         "main branch: conv2's input"),
+        (lambda s, x: s.relu(s.bn2(s.conv2(s.relu(s.bn1(s.conv1(x)))))), "not called"),
+    ],
+)  # fmt: skip
+def test_block_problems_name_the_block_and_branch(forward, words):
+    """The diagnosis itself: four wrong forwards of layer2.0 (which downsamples) are each
+    named by the block and the part that is wrong."""
+    torch.manual_seed(0)
+    ref = reference("resnet18", 9).double().eval()
+    ours = resnet18(num_classes=9).double().eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = block_inputs(ref, torch.randn(1, 3, 64, 64, dtype=torch.float64))["layer2.0"]
+    block = ours.get_submodule("layer2.0")
+    block.forward = forward.__get__(block)
+    problem = _block_problem("layer2.0", block, ref.get_submodule("layer2.0"), x)
+    assert problem is not None and problem.startswith("block layer2.0") and words in problem
+
+
 # Stems and shapes ---------------------------------------------------------------------------
 
 

@@ -58,6 +58,26 @@ def test_torch_golden_two_groups():
     assert_close_lists([lrs[1] for lrs in seen], [x * 10 for x in single])
 
 
+def test_first_epoch_that_differs_from_torch_is_named():
+    """Over 20 epochs (lrs 0.1 and 0.05, step size 3, gamma 0.5) every group's lr equals
+    torch's StepLR; on a difference the message names the first epoch that differs, with
+    both learning rates, so a learner sees where their rule goes wrong."""
+    ours_opt, torch_opt = make_optimizer([0.1, 0.05]), make_optimizer([0.1, 0.05])
+    ours = StepLR(ours_opt, 3, 0.5)
+    ref = torch.optim.lr_scheduler.StepLR(torch_opt, 3, 0.5)
+    for epoch in range(20):
+        got, want = ours.get_last_lr(), ref.get_last_lr()
+        assert got == pytest.approx(want, rel=1e-12, abs=0.0), (
+            f"epoch {epoch} (after {epoch} calls of step(); step_size 3, gamma 0.5, base lrs "
+            f"[0.1, 0.05]) is the first where your StepLR differs from torch's: yours gives "
+            f"{got}, torch's {want}"
+        )
+        ours_opt.step()
+        torch_opt.step()
+        ours.step()
+        ref.step()
+
+
 def test_seed_schedule_step5_gamma01():
     """The seed's StepLR(5, 0.1) from lr 1e-3: 1e-3 for epochs 1-5, 1e-4 for 6-10."""
     optimizer = make_optimizer([1e-3], torch.optim.Adam)

@@ -15,6 +15,10 @@ chapter 4's table:
 
     python -m pathmnist.exercises check docs/exercises/residual_block.py
 
+The first test feeds each of the eight blocks the input torchvision's block receives and
+names the first block and branch that differ, e.g. "block layer2.0, shortcut branch: this
+block changes the shape, so the shortcut is self.downsample(x), which was not called".
+
 Once it passes, add more of tests/test_resnet.py to ORACLE_TESTS:
 "test_zero_init_residual_blocks_start_as_identity[basic]" (a block whose bn2 starts at
 zero is the identity) and "test_train_mode_gradients_equal_torchvision_float64[resnet18-9]"
@@ -28,6 +32,7 @@ it to `x` itself, which the shortcut still needs.
 
 REPLACES = {"pathmnist.model.resnet.BasicBlock.forward": "forward"}
 ORACLE_TESTS = (
+    "test_each_block_and_branch_matches_torchvision",
     "test_state_dict_parameters_and_outputs_match_torchvision[resnet18-9]",
     "test_stage_shapes_at_64[imagenet-expected0]",
 )

@@ -16,12 +16,16 @@ parameter groups), and the golden list from torch's test suite, [0.1]*3 + [0.01]
 
     python -m pathmnist.exercises check docs/exercises/step_lr.py
 
+A failure names the first epoch at which your StepLR gives another lr than torch's, and
+both values.
+
 Hint. `//` is floor division for non-negative ints; the attributes are self.base_lrs,
 self.gamma, self.step_size and self.last_epoch.
 """
 
 REPLACES = {"pathmnist.training.schedulers.StepLR._closed_form": "closed_form"}
 ORACLE_TESTS = (
+    "test_first_epoch_that_differs_from_torch_is_named",
     "test_torch_golden_get_last_lr",
     "test_torch_golden_two_groups",
     "test_seed_schedule_step5_gamma01",

@@ -118,6 +118,14 @@ def _minmax(maps):
     )
 
 
+def _weighted_map(acts, grads):
+    """Grad-CAM's map at the layer's resolution, (B, h, w): ReLU(sum_k alpha_k A_k), where
+    alpha_k is the mean over positions of the gradient of the logit with respect to A_k.
+    acts and grads: (B, K, h, w). (docs/exercises/grad_cam.py asks the learner for it.)"""
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # (B, K, 1, 1): alpha_k per image
+    return F.relu((weights * acts).sum(dim=1))  # (B, h, w)
+
+
 def grad_cam(model, images, target=None, layer=None, *, upsample=True, scale=True):
     """Grad-CAM maps (B, H, W) in [0, 1] for a float batch `images` (B, 3, H, W).
 
@@ -179,9 +187,7 @@ def grad_cam(model, images, target=None, layer=None, *, upsample=True, scale=Tru
         handle.remove()
         model.train(was_training)
 
-    acts = kept[-1].detach()  # (B, K, h, w)
-    weights = grads.mean(dim=(2, 3), keepdim=True)  # (B, K, 1, 1): alpha_k per image
-    cam = F.relu((weights * acts).sum(dim=1))  # (B, h, w)
+    cam = _weighted_map(kept[-1].detach(), grads)  # (B, h, w)
     if upsample:
         size = images.shape[-2:]
         cam = F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]

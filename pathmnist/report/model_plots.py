@@ -1,4 +1,8 @@
-"""Figures of the "inside the model" lesson: reliability diagrams and Grad-CAM grids.
+"""Figures of what a model does: misclassified images, reliability diagrams, Grad-CAM grids.
+
+- `misclassified_grid(images, labels, preds, class_names, path)`: the first wrongly
+  classified images of a split (every run's report shows them), each titled with its true
+  and predicted class.
 
 - `reliability_diagram(before, after, path)`: two panels, before and after temperature
   scaling. Each bar is one confidence bin of `calibration.reliability`: its height is the
@@ -10,9 +14,10 @@
   (pathmnist.evaluation.gradcam) overlaid in the "jet" colour map at half opacity, titled with the
   true and predicted class.
 
-Matplotlib runs on the file-only "Agg" backend and each figure is written atomically and
-written by `pathmnist.report.plots._save` (same DPI as every other figure of a run). Tested in
-tests/test_model_plots.py (valid PNGs, no temporary file left, bad inputs raise).
+Matplotlib runs on the file-only "Agg" backend and each figure is written atomically by
+`pathmnist.report.plots._save` (same DPI as every other figure of a run). Tested in
+tests/test_model_plots.py and tests/test_run_report.py (valid PNGs, no temporary file
+left, bad inputs raise).
 """
 
 import numpy as np
@@ -63,7 +68,7 @@ def reliability_diagram(before, after, path, temperature=None):
     return _save(fig, path)
 
 
-def _to_nhwc(images):
+def _to_nhwc(images, who="gradcam_grid"):
     """Images for imshow: uint8 (N, H, W, 3) as stored, or float (N, 3, H, W) in [0, 1]."""
     x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if x.ndim == 4 and x.dtype == np.uint8 and x.shape[-1] == 3:
@@ -71,16 +76,16 @@ def _to_nhwc(images):
     if x.ndim == 4 and np.issubdtype(x.dtype, np.floating) and x.shape[1] == 3:
         return np.clip(x.transpose(0, 2, 3, 1), 0.0, 1.0)  # (N, H, W, 3)
     raise PathMNISTError(
-        f"gradcam_grid got images of dtype {x.dtype} and shape {x.shape}; pass uint8 "
+        f"{who} got images of dtype {x.dtype} and shape {x.shape}; pass uint8 "
         "(N, H, W, 3) or float (N, 3, H, W) in [0, 1] (before Normalize)."
     )
 
 
-def _ints(a, n, k, name):
+def _ints(a, n, k, name, who="gradcam_grid"):
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer) or (a < 0).any() or (a >= k).any():
         raise PathMNISTError(
-            f"gradcam_grid got {name} of shape {a.shape}; pass {n} class indices in [0, {k})."
+            f"{who} got {name} of shape {a.shape}; pass {n} class indices in [0, {k})."
         )
     return a
 
@@ -119,4 +124,28 @@ def gradcam_grid(images, maps, labels, preds, class_names, path):
             raw.set_title(title, fontsize=7, color="tab:green" if word == "correct" else "tab:red")
             over.set_title("Grad-CAM", fontsize=7)
     fig.suptitle(f"Grad-CAM: {len(groups[0])} correct (left), {len(groups[1])} wrong (right)")
+    return _save(fig, path)
+
+
+def misclassified_grid(images, labels, preds, class_names, path, max_images=24, columns=8):
+    """The first `max_images` misclassified images of a split, in its order, `columns` to a
+    row, each titled with its true and predicted class. images: uint8 (N, H, W, 3) or
+    float (N, 3, H, W) in [0, 1]; labels, preds: (N,) class indices. A split without an
+    error gives a figure that says so."""
+    x, who = _to_nhwc(images, "misclassified_grid"), "misclassified_grid"
+    k = len(class_names)
+    y, p = _ints(labels, len(x), k, "labels", who), _ints(preds, len(x), k, "preds", who)
+    wrong = np.flatnonzero(y != p)
+    shown = wrong[: max(1, int(max_images))]
+    rows = max(1, -(-len(shown) // columns))  # ceil
+    fig, axes = subplots(rows, columns, figsize=(1.25 * columns, 1.45 * rows + 0.5),
+                         squeeze=False, layout="constrained")  # fmt: skip
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, i in zip(axes.flat, shown, strict=False):
+        ax.imshow(x[i], vmin=0, vmax=255 if x.dtype == np.uint8 else 1)
+        true, pred = _wrap(class_names[y[i]], 14), _wrap(class_names[p[i]], 14)
+        ax.set_title(f"true: {true}\npred: {pred}", fontsize=6, color="tab:red")
+    what = f"{len(shown)} of {len(wrong)}" if len(wrong) else "none"
+    fig.suptitle(f"Misclassified images of {len(x)} ({what} shown)", fontsize=9)
     return _save(fig, path)

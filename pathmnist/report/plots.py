@@ -11,9 +11,12 @@ its file-only "Agg" backend (no display needed), and every figure is written ato
 sorted scores), following scikit-learn's `roc_curve` step for step; the tests compare it
 with `sklearn.metrics.roc_curve`. The AUCs in the ROC legend come from
 `pathmnist.evaluation.metrics.roc_auc`. Tested in tests/test_plots.py (valid PNGs, no temporary
-files left, bad inputs).
+files left, bad inputs). `html_image` inlines a figure into a chapter's page.
 """
 
+import base64
+import html
+import io
 import itertools
 import textwrap
 
@@ -41,6 +44,21 @@ def _save(fig, path):
         # format="png" explicitly: the temporary name ends in ".tmp", not ".png".
         fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
     return path
+
+
+def html_image(fig, alt) -> str:
+    """An <img> tag holding `fig` (a Figure, or the path of a PNG that a function here
+    wrote) as an inline base64 PNG: a chapter's executed block prints it, so the built
+    site shows the figure with no file beside the page."""
+    if isinstance(fig, Figure):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+        png = buffer.getvalue()
+    else:
+        with open(fig, "rb") as f:
+            png = f.read()
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _wrap(name, width=16):

@@ -7,18 +7,25 @@ writes one into its run directory, from the same numbers it prints:
     metrics.json {"val": {"accuracy", "accuracy_ci95", "macro_auc", "macro_auc_ci95",
                  "loss", "n"}, "test": {...}} (+ comparisons where an example makes them)
     figures/     loss_curve.png, accuracy_curve.png, confusion_<split>.png, roc_<split>.png,
-                 recall_<split>.png, montage.png
-    report.md    config, curves, metrics table, per-class report, figures
+                 recall_<split>.png, misclassified_<split>.png, montage.png
+    report.md    the command, data and time it was written; a warning when the best epoch
+                 is the last; config, curves, metrics table, per-class report and recall
+                 with 95% Wilson intervals, figures
 
 Tested in tests/test_run_report.py.
 """
 
+import datetime
+import shlex
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import metrics, stats
 from pathmnist.files import write_json, write_text
-from pathmnist.report import plots
+from pathmnist.report import model_plots, plots
 from pathmnist.report.tables import _interval, format_report, markdown_table
 
 
@@ -52,8 +59,12 @@ def write_metrics(out_dir, evaluations: dict, extra: dict | None = None) -> Path
     return write_json(Path(out_dir) / "metrics.json", {**body, **(extra or {})})
 
 
-def save_figures(out_dir, history=None, evaluations=None, class_names=(), images=None) -> dict:
-    """Draw every figure the run has data for into out_dir/figures; return {title: path}."""
+def save_figures(
+    out_dir, history=None, evaluations=None, class_names=(), images=None, split_images=None
+) -> dict:
+    """Draw every figure the run has data for into out_dir/figures; return {title: path}.
+    images: an ImageSet for the montage; split_images: {split: ImageSet or uint8 images}
+    of evaluated splits, for their grids of misclassified images."""
     fig_dir = Path(out_dir) / "figures"
     figures = {}
     if history is not None and history.rows:
@@ -70,16 +81,66 @@ def save_figures(out_dir, history=None, evaluations=None, class_names=(), images
         figures[f"Recall per class ({split})"] = plots.recall_bars(
             cm, class_names, fig_dir / f"recall_{split}.png"
         )
+        if split in (split_images or {}):
+            shown = getattr(split_images[split], "images", split_images[split])
+            figures[f"Misclassified images ({split})"] = model_plots.misclassified_grid(
+                shown, ev.labels, ev.probs.argmax(1), class_names,
+                fig_dir / f"misclassified_{split}.png",
+            )  # fmt: skip
     if images is not None:
         figures["Sample images per class"] = plots.montage(images, fig_dir / "montage.png")
     return figures
 
 
+NOT_CONVERGED = "the best epoch is the last: the run may not have converged"
+
+
+def header(command=None, data=None, written=None) -> str:
+    """The lines at the top of report.md: the command that ran (by default this process's
+    own, `python` and sys.argv), the data it read, and when the report was written (by
+    default now, in UTC)."""
+    command = shlex.join(["python", *sys.argv]) if command is None else command
+    if written is None:
+        written = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([
+        f"- Command: `{command}`",
+        f"- Data: `{data}`" if data is not None else "- Data: not recorded by this run",
+        f"- Written: {written}",
+    ])  # fmt: skip
+
+
+def convergence_warning(history) -> str | None:
+    """A warning when the best epoch is the last one trained (the validation monitor was
+    still improving when training ended), else None."""
+    rows = list(getattr(history, "rows", None) or [])
+    if not rows or history.best_epoch != rows[-1]["epoch"]:
+        return None
+    return (f"> **Warning:** {NOT_CONVERGED} (best epoch {history.best_epoch} of "
+            f"{len(rows)}); train longer before concluding from it.")  # fmt: skip
+
+
+def recall_table(labels, preds, class_names) -> str:
+    """Recall per class with its 95% Wilson interval and the number of images."""
+    cm = metrics.confusion_matrix(labels, preds, len(class_names))
+    rows = []
+    for k, name in enumerate(class_names):
+        n, hit = int(cm[k].sum()), int(cm[k, k])
+        low, high = stats.wilson_interval(hit, n) if n else (np.nan, np.nan)
+        recall = f"{hit / n:.3f}" if n else "n/a"
+        rows.append((name, recall, f"[{low:.3f}, {high:.3f}]" if n else "n/a", n))
+    return markdown_table(["class", "recall", "95% interval (Wilson)", "images"], rows)
+
+
 def render_report(
-    title, config=None, history=None, evaluations=None, class_names=(), figures=None, sections=()
-) -> str:
-    """report.md's text: what ran, how it went, what it scored, and the figures."""
-    parts = [f"# {title}"]
+    title, config=None, history=None, evaluations=None, class_names=(), figures=None, sections=(),
+    command=None, data=None, written=None,
+) -> str:  # fmt: skip
+    """report.md's text: what ran (command, data, time), how it went, what it scored, and
+    the figures."""
+    parts = [f"# {title}", header(command, data, written)]
+    warning = convergence_warning(history) if history is not None else None
+    if warning:
+        parts.append(warning)
     if config is not None:
         parts.append(
             "## Configuration\n\n"
@@ -130,6 +191,10 @@ def render_report(
         split, ev = list(evaluations.items())[-1]
         report = metrics.classification_report(ev.labels, ev.probs.argmax(1), class_names)
         parts.append(f"## Per-class report ({split})\n\n" + format_report(report))
+        parts.append(
+            f"## Recall per class with 95% intervals ({split})\n\n"
+            + recall_table(ev.labels, ev.probs.argmax(1), class_names)
+        )
     parts += list(sections)
     if figures:
         parts.append(
