@@ -44,6 +44,10 @@ def test_given_flags_override_the_base():
 EVERY_FLAG = {
     "arch": (["--arch", "resnet34"], "resnet34"),
     "stem": (["--stem", "small"], "small"),
+    "weights": (["--weights", "weights.pt"], "weights.pt"),
+    "freeze_epochs": (["--freeze-epochs", "2"], 2),
+    "randaugment_n": (["--randaugment-n", "3"], 3),
+    "randaugment_m": (["--randaugment-m", "5"], 5),
     "epochs": (["--epochs", "4"], 4),
     "batch_size": (["--batch-size", "32"], 32),
     "lr": (["--lr", "0.3"], 0.3),
@@ -68,7 +72,8 @@ EVERY_FLAG = {
 def test_every_training_flag_reaches_its_field(field):
     """Each flag of CONFIG_FLAGS sets exactly its TrainConfig field."""
     argv, value = EVERY_FLAG[field]
-    base = TrainConfig(augment=("flips",))
+    # Weights in the base, so that --freeze-epochs (which needs them) is allowed alone.
+    base = TrainConfig(augment=("flips",), weights="base.pt")
     config = cli.config_from_args(parse(*argv), base)
     assert getattr(config, field) == value
     assert dataclasses.replace(config, **{field: getattr(base, field)}) == base
