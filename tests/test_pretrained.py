@@ -129,6 +129,14 @@ def test_imagenet_file_in_the_cache_loads_offline(hub):
     assert same_logits(build("densenet121", weights="imagenet"), ref) <= 1e-10
 
 
+def test_a_broken_file_in_the_cache_is_one_sentence(hub):
+    hub.mkdir(parents=True)
+    (hub / "resnet18-f37072fd.pth").write_bytes(b"half a download")
+    with pytest.raises(PathMNISTError, match="could not be read as a state dict") as e:
+        build("resnet18", weights="imagenet")
+    assert str(e.value).count(". ") == 0
+
+
 def test_imagenet_is_downloaded_into_the_cache(hub, monkeypatch):
     """Online, torch.hub downloads the file to the cache path (here: a stand-in writer)."""
     ref, sd = random_torchvision("resnet18")

@@ -92,14 +92,21 @@ def imagenet_state_dict(arch) -> dict:
             f"network, copy torchvision's file {weights.url} to {path} and run again."
         ) from None
     except RuntimeError as e:
-        if "invalid hash value" in str(e):
-            raise PathMNISTError(
-                f"the download of {weights.url} failed torchvision's checksum ({e}); run "
-                "again to download it anew."
-            ) from None
-        raise PathMNISTError(f"{path} is not a readable weights file ({e}); delete it.") from None
-    except (OSError, EOFError, ValueError) as e:
-        raise PathMNISTError(f"{path} could not be read ({e}); delete it and run again.") from None
+        if "invalid hash value" not in str(e):
+            raise _unreadable(path, e) from None
+        raise PathMNISTError(
+            f"the download of {weights.url} failed torchvision's checksum ({e}); run again "
+            "to download it anew."
+        ) from None
+    except Exception as e:  # A truncated or foreign file in the cache: unpickling fails.
+        raise _unreadable(path, e) from None
+
+
+def _unreadable(path, e) -> PathMNISTError:
+    return PathMNISTError(
+        f"{path} could not be read as a state dict ({type(e).__name__}); delete it and run "
+        "again, or put torchvision's file there."
+    )
 
 
 def read_state_dict(path) -> dict:
