@@ -31,8 +31,8 @@ def main(argv=None):
     o = p.add_argument_group("optuna (--strategy optuna: TPE and successive-halving pruning)")
     o.add_argument("--trials", type=int, default=8, help="trials to finish (default 8)")
     o.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
-    o.add_argument("--storage", help="an Optuna storage URL shared by many machines, e.g. "
-                   "postgresql://user:password@host/db (default: SQLite in --out)")  # fmt: skip
+    o.add_argument("--storage", help="an Optuna storage URL that many machines share, e.g. "
+                   "postgresql+psycopg://user:pw@host/db (default: SQLite in --out)")  # fmt: skip
     o.add_argument("--study", help="the study's name in the storage (default pathmnist)")
     o.add_argument("--space", choices=["seed", "wide"], default="seed", help="the seed's grid "
                    "as choices, or a wide continuous space (default seed)")  # fmt: skip

@@ -109,7 +109,8 @@ def _objective(spec: Worker, train, val):
             rows.append(row)
             optuna_storage.record(trial, rows, config, time.perf_counter() - start)
             trial.report(row["val_acc"], row["epoch"])
-            if trial.should_prune():
+            # A trial that reached its last epoch is complete, whatever its rung says.
+            if row["epoch"] < config.epochs and trial.should_prune():
                 trial.set_user_attr("pruned_at", row["epoch"])
                 raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
 

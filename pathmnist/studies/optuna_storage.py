@@ -60,7 +60,7 @@ def require_optuna() -> None:
     if optuna is None:
         raise PathMNISTError(
             "--strategy optuna needs Optuna and a database driver, which are not installed; "
-            "install them with `pip install optuna psycopg2-binary` (or `pip install -e .`)."
+            "install them with `pip install optuna 'psycopg[binary]'` (or `pip install -e .`)."
         )
 
 
@@ -85,13 +85,13 @@ def open_storage(url, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_
     except ImportError:
         raise PathMNISTError(
             f"the storage {shown} needs a database driver that is not installed; for "
-            "PostgreSQL install it with `pip install psycopg2-binary`."
+            "PostgreSQL install it with `pip install 'psycopg[binary]'`."
         ) from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PathMNISTError(
             f"cannot open the storage {shown} ({reason}); check --storage, e.g. "
-            "postgresql://user:password@host:5432/dbname."
+            "postgresql+psycopg://user:password@host:5432/dbname."
         ) from None
 
 
