@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import io
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -71,17 +72,25 @@ def open_storage(url, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_
     # SQLite: wait for a write lock instead of failing at once when two workers write.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs={**kwargs, "pool_pre_ping": True},
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=MAX_RETRY
-                ),
-            )
+        for attempt in range(3):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs={**kwargs, "pool_pre_ping": True},
+                        heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period,
+                        heartbeat_stale_trial_callback=(
+                            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                        ),
+                    )
+            except sqlalchemy.exc.OperationalError as e:
+                # Two processes creating the tables of a new database at once: one of
+                # them finds a table "already exists"; opening again then succeeds.
+                if "already exists" not in str(e) or attempt == 2:
+                    raise
+                time.sleep(0.5)
     except ImportError:
         raise PathMNISTError(
             f"the storage {shown} needs a database driver that is not installed; for "
