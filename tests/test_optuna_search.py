@@ -119,8 +119,10 @@ def test_storage_errors_are_one_sentence(tmp_path):
     with pytest.raises(PathMNISTError, match="check --storage"):
         optuna_storage.open_storage("nodb://x")
     with pytest.raises(PathMNISTError, match="cannot open") as e:
-        optuna_storage.open_storage("postgresql://me:secret@127.0.0.1:1/db")
-    assert "secret" not in str(e.value)
+        optuna_search.optuna_search(
+            None, None, tmp_path / "run", storage="postgresql+psycopg://me:secret@127.0.0.1:1/db"
+        )
+    assert "secret" not in str(e.value) and not (tmp_path / "run").exists()
 
 
 def test_without_optuna_says_how_to_install(monkeypatch, splits, tmp_path):

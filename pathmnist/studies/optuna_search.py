@@ -241,6 +241,8 @@ def optuna_search(
     key = {"strategy": "optuna", "space": optuna_space.space_key(space),
            "study": study or STUDY_NAME, "min_epochs": min_epochs, "max_epochs": max_epochs,
            "eta": eta}  # fmt: skip
+    if storage is not None:  # A bad URL or an absent server: refused before any file.
+        optuna_storage.open_storage(storage, heartbeat_interval, grace_period)
     with rundir.lock(out_dir) as out:
         out = rundir.check_start(out, resume, overwrite, resume_file="search.json")
         url = storage or f"sqlite:///{(out / DB_NAME).resolve()}"
