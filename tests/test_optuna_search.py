@@ -194,6 +194,14 @@ def test_same_seed_gives_the_same_trials(tiny, splits, tmp_path):
     assert comparable(a) == comparable(b)
 
 
+def test_wide_space_trains(tiny, splits, tmp_path):
+    """The wide space runs end to end; its best configuration loads as a TrainConfig."""
+    rows, study = search(splits, tmp_path / "run", space="wide", n_trials=3)
+    optuna_report.write_outputs(tmp_path / "run", study, rows, BASE, 3, 24, "wide")
+    config = TrainConfig.from_json(tmp_path / "run" / "best_config.json")
+    assert config.lr in [r["params"]["lr"] for r in rows]
+
+
 def test_budget_stops_new_trials(tiny, splits, tmp_path):
     """With a budget of 4 epochs, trials stop being started once 4 are spent."""
     rows, _ = search(splits, tmp_path / "run", n_trials=50, budget=4)
