@@ -27,9 +27,11 @@ NO_IMPORTANCES = (
 
 def _optuna_figure(plot, study, path):
     """Draw one of optuna.visualization.matplotlib's plots and save it as PNG."""
+    import matplotlib
     from matplotlib import pyplot  # Optuna's plots draw on pyplot figures.
 
-    with warnings.catch_warnings():
+    # rc_context: Optuna switches pyplot's style, which would restyle later figures.
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore")  # Its plots are marked experimental.
         ax = plot(study)
     fig = ax.figure
