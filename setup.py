@@ -23,6 +23,10 @@ setup(
         "numpy",
         "matplotlib",
         "tqdm",
+        # Lesson 2's last step: Optuna keeps a study in a database (SQLite by default);
+        # psycopg (3) is the PostgreSQL driver SQLAlchemy 2.1 takes for postgresql:// URLs.
+        "optuna>=5.1",  # heartbeat_stale_trial_callback, PED-ANOVA importances
+        "psycopg[binary]",
     ],
     extras_require={
         # Oracles (torchvision is already required; scikit-learn is the metrics oracle)

@@ -17,17 +17,26 @@ from pathlib import Path
 from pathmnist import cli
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
-from pathmnist.report import comparison_plots, run_report, tables
-from pathmnist.studies import folder, grid, halving
+from pathmnist.report import comparison_plots, optuna_report, run_report, tables
+from pathmnist.studies import folder, grid, halving, optuna_search
 
 
 # %% The search
 def main(argv=None):
     p = cli.parser(__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=1, help="seeds per trial (default 1)")
-    p.add_argument("--strategy", choices=list(grid.STRATEGIES), default="grid")
+    p.add_argument("--strategy", choices=[*grid.STRATEGIES, "optuna"], default="grid")
     p.add_argument("--eta", type=int, default=3, help="halving: keep the best 1/eta (default 3)")
     p.add_argument("--max-epochs", type=int, default=9, help="halving: the last round's epochs")
+    o = p.add_argument_group("optuna (--strategy optuna: TPE and successive-halving pruning)")
+    o.add_argument("--trials", type=int, default=8, help="trials to finish (default 8)")
+    o.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    o.add_argument("--storage", help="an Optuna storage URL that many machines share, e.g. "
+                   "postgresql+psycopg://user:pw@host/db (default: SQLite in --out)")  # fmt: skip
+    o.add_argument("--study", help="the study's name in the storage (default pathmnist)")
+    o.add_argument("--space", choices=["seed", "wide"], default="seed", help="the seed's grid "
+                   "as choices, or a wide continuous space (default seed)")  # fmt: skip
+    o.add_argument("--budget", type=int, help="stop starting trials after this many epochs")
     args = p.parse_args(argv)
     out = cli.check_run_flags(args, args.out or Path("runs/02_tuning"), "search.json")
     args.subset = 0.2 if args.subset is None else args.subset  # the seed's 20% subset
@@ -47,6 +56,19 @@ def main(argv=None):
         overwrite=args.overwrite,
         quiet=args.quiet,
     )
+    if args.strategy == "optuna":  # Trials run from --epochs to --max-epochs, pruned by eta.
+        rows, study = optuna_search.optuna_search(
+            train, val, out, args.trials, base, args.space, epochs, args.max_epochs, args.eta,
+            args.workers, args.storage, args.study, args.budget, args.resume, args.overwrite,
+            args.quiet,
+        )  # fmt: skip
+        best = optuna_report.write_outputs(
+            out, study, rows, base, args.max_epochs, len(train), "Lesson 2: tuning with Optuna"
+        )
+        print(tables.format_results(best["summary"]))
+        print(f"trials: {best['states']}; compute: {best['compute']:,} image-epochs")
+        print(f"best: {best['params']} (mean val acc {best['val_acc']:.4f}, {best['n']} trial(s))")
+        return
     if args.strategy == "grid":
         summary = grid.grid_search(grid.DEFAULT_SPACE, train, val, out, epochs, **common)
         rounds = None

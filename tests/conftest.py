@@ -1,7 +1,14 @@
-"""Shared fixtures: tiny MedMNIST-format npz files built in a tmp dir, and the
-hypothesis profiles (a derandomized one for CI)."""
+"""Shared fixtures: tiny MedMNIST-format npz files built in a tmp dir, a throwaway
+PostgreSQL server (marked tests: `postgres`), and the hypothesis profiles (a derandomized
+one for CI)."""
 
 import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
 
 # One thread per process: the tests use tiny tensors, where torch's thread pool costs more
 # than it saves (and several test processes share 2 cores). Set before torch starts, so
@@ -48,3 +55,46 @@ def write_medmnist_npz(path, sizes=(30, 10, 10), size=8, num_classes=9, seed=0, 
 def tiny_npz(tmp_path):
     """A 30/10/10-image, 8x8, 9-class random npz in the MedMNIST format."""
     return write_medmnist_npz(tmp_path / "tiny.npz")
+
+
+def _free_port() -> int:
+    """A local TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server in a temporary folder on a free local port, as an
+    SQLAlchemy URL; stopped and removed afterwards. initdb refuses to run as root, so as
+    root the server runs as the `postgres` user."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on PATH")
+    as_user = []
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run initdb as")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    root = Path(tempfile.mkdtemp(prefix="pathmnist-pg-"))  # Not under pytest's 0700 folders.
+    data, port = root / "data", _free_port()
+    if as_user:
+        shutil.chown(root, "postgres")
+
+    def run(*cmd):
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True)
+
+    try:
+        run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+        # -k: the unix socket in our folder; -F: no fsync (a throwaway database).
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -F"
+        run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                           capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)

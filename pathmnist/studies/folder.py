@@ -128,26 +128,38 @@ class Search:
         return row
 
 
-def open_study(out_dir, train, val, base, key, resume, overwrite, quiet) -> Search:
-    """Check the run flags and the search key, then open (or start) the search folder."""
-    out_dir = rundir.check_start(out_dir, resume, overwrite, resume_file="search.json")
-    key = {
+def study_key(train, val, base, key) -> dict:
+    """The search's full key: `key` (strategy, space, budgets) with the base configuration
+    and the data's identity added."""
+    return {
         **key,
         "base": base.to_dict(),
         "data": {"train": checkpoints.data_identity(train), "val": checkpoints.data_identity(val)},
     }
-    if resume:
-        try:
-            saved = json.loads((out_dir / "search.json").read_text())
-        except (OSError, ValueError) as e:
-            raise PathMNISTError(f"{out_dir / 'search.json'} is unreadable ({e}).") from None
-        changed = sorted(k for k in set(saved) | set(key) if saved.get(k) != key.get(k))
-        if changed:
-            raise PathMNISTError(
-                f"cannot resume the search in {out_dir}: its {', '.join(changed)} differ from "
-                "this command's (subset, seed, epochs, augmentation, data, repeats or "
-                "strategy); rerun with the same flags, or start anew with --overwrite."
-            )
+
+
+def check_key(out_dir, key, resume) -> None:
+    """Refuse a resume whose full key differs from the one in out_dir/search.json."""
+    if not resume:
+        return
+    try:
+        saved = json.loads((out_dir / "search.json").read_text())
+    except (OSError, ValueError) as e:
+        raise PathMNISTError(f"{out_dir / 'search.json'} is unreadable ({e}).") from None
+    changed = sorted(k for k in set(saved) | set(key) if saved.get(k) != key.get(k))
+    if changed:
+        raise PathMNISTError(
+            f"cannot resume the search in {out_dir}: its {', '.join(changed)} differ from "
+            "this command's (subset, seed, epochs, augmentation, data, repeats or "
+            "strategy); rerun with the same flags, or start anew with --overwrite."
+        )
+
+
+def open_study(out_dir, train, val, base, key, resume, overwrite, quiet) -> Search:
+    """Check the run flags and the search key, then open (or start) the search folder."""
+    out_dir = rundir.check_start(out_dir, resume, overwrite, resume_file="search.json")
+    key = study_key(train, val, base, key)
+    check_key(out_dir, key, resume)
     rundir.start(out_dir, resume, overwrite, resume_file="search.json")
     write_json(out_dir / "search.json", key)
     return Search(out_dir, train, val, base, key, quiet)

@@ -53,6 +53,7 @@ def fit(
     resume: bool = False,
     quiet: bool = False,
     overwrite: bool = False,
+    on_epoch=None,
 ) -> History:
     """Train `config` on `train`, validate on `val` after every epoch, write the run files
     into `out_dir`, and return the History with the best weights restored.
@@ -62,6 +63,9 @@ def fit(
     (replace it). A resumed run ends exactly where an uninterrupted one would, bit for bit
     on the CPU. A NaN or infinite training loss stops the run with a PathMNISTError,
     leaving best.pt and history.csv as the last good epoch wrote them.
+
+    `on_epoch(row)`, if given, is called with each epoch's history row once the epoch is
+    saved; a tuner reports the row there and may end the run by raising (Optuna's pruning).
     """
     config.validate()
     check_splits(train, val)
@@ -71,10 +75,10 @@ def fit(
     precision = resolve_precision(config.precision, device)
     with rundir.lock(out_dir) as out:
         info, saved = prepare(config, train, val, out, resume, overwrite)
-        return _train(config, train, val, out, info, saved, device, precision, quiet)
+        return _train(config, train, val, out, info, saved, device, precision, quiet, on_epoch)
 
 
-def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
+def _train(config, train, val, out_dir, info, saved, device, precision, quiet, on_epoch):
     train_tf, eval_tf = build_transforms(
         info["mean"],
         info["std"],
@@ -164,6 +168,8 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
         resume.save_epoch(out_dir, info, model, optimizer, scheduler, stopper, rows, stopped)
         if not quiet:  # One line per epoch, printed above the progress bar.
             tqdm.write(format_epoch(rows[-1], config.epochs, stopper.best_epoch == epoch))
+        if on_epoch is not None:
+            on_epoch(dict(rows[-1]))
         if stopped:
             break
     if stopped and not quiet:
