@@ -83,6 +83,14 @@ def configure_backends(device: torch.device, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
+def memory_format(precision: str) -> torch.memory_format:
+    """The model's memory format for `precision`: channels_last (NHWC) for bf16, whose
+    convolution kernels want it (oneDNN on the CPU, cuDNN's tensor cores), contiguous
+    NCHW for fp32. The input batches are NCHW views of NHWC bytes (channels_last), so the
+    loop converts them to this format once per batch, not once per convolution."""
+    return torch.channels_last if precision == "bf16" else torch.contiguous_format
+
+
 def fused_available(device: torch.device) -> bool:
     """Whether torch's fused Adam/SGD (one kernel for every parameter's update, instead of
     several per parameter) runs on `device`: CUDA, and recent torch on the CPU too."""

@@ -11,8 +11,15 @@ augmentation each image's probabilities are the mean softmax over its 8 dihedral
 Every place that computes a run's predictions (validation, final evaluation of either
 model, calibration) goes through `evaluate`, so TTA is applied the same way everywhere.
 
+Under --compile a new batch size would compile a new graph, and every split ends with a
+smaller batch: training marks the batch dimension dynamic (one graph serves every size;
+padding would change BatchNorm's batch statistics, and dropping the last batch would
+change which images an epoch sees), evaluation pads its last batch to the full size
+(exact in eval mode) and keeps a static graph. A run compiles two graphs, train and eval.
+
 Tested in tests/test_loop.py: the loss falls, evaluate's probabilities equal torch's
-softmax, TTA equals an explicit loop over the 8 views.
+softmax, TTA equals an explicit loop over the 8 views, a padded last batch gives the
+same logits, and a compiled run makes two graphs however its splits end.
 """
 
 import math
@@ -25,7 +32,7 @@ import torch.nn.functional as F
 from pathmnist.augment import dihedral
 from pathmnist.config import TrainConfig
 from pathmnist.data.loader import BatchLoader
-from pathmnist.device import resolve_device, resolve_precision
+from pathmnist.device import memory_format, resolve_device, resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import metrics
 
@@ -38,11 +45,28 @@ PROGRESS_EVERY = 10  # Batches between progress-bar numbers: each costs a GPU sy
 def forward(model, x, precision, features=None):
     """Logits in float32: the features under bf16 autocast (channels_last) if asked, the
     classifier `fc` outside autocast in float32. `features` replaces `model.features` (fit
-    passes the compiled one under --compile; the weights are the same tensors)."""
+    passes the compiled one under --compile; the weights are the same tensors).
+
+    The batch is put in the weights' memory format first (`device.memory_format`: NCHW
+    in fp32, channels_last in bf16): one conversion per batch, where a batch in the other
+    layout would make every convolution convert its input and its gradient."""
     features = features or model.features
+    x = x.contiguous(memory_format=memory_format(precision))  # No copy when it already is.
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         f = features(x)  # (B, 512), bfloat16 under autocast
     return model.fc(f.float())  # (B, C) float32
+
+
+def _padded(model, x, precision, features, full):
+    """forward() on a batch padded to `full` rows (copies of its last image), then cut
+    back: under --compile the last, smaller batch of a split reuses the graph of the full
+    batches instead of compiling another one. Exact in eval mode, where each row's logits
+    depend on that row alone (BatchNorm uses its running statistics)."""
+    n = x.shape[0]
+    if full is None or n >= full:
+        return forward(model, x, precision, features)
+    pad = x[-1:].expand(full - n, *x.shape[1:])
+    return forward(model, torch.cat([x, pad]), precision, features)[:n]  # (n, C)
 
 
 def train_one_epoch(
@@ -72,6 +96,9 @@ def train_one_epoch(
         if mix is not None:  # Soft targets (B, C); "correct" then means the larger share.
             x, target = mix(x, y, loader.generator)
             y = target.argmax(1)
+        x = x.contiguous(memory_format=memory_format(precision))  # As forward() would.
+        if features is not None:  # Compiled: one graph for every batch size (docstring).
+            torch._dynamo.maybe_mark_dynamic(x, 0)
         optimizer.zero_grad(set_to_none=True)  # .grad accumulates unless cleared.
         logits = forward(model, x, precision, features)  # (B, C)
         loss = loss_fn(logits, target)  # Scalar: mean loss of the batch.
@@ -111,17 +138,18 @@ def evaluate(model, loader, precision="fp32", tta=False, features=None) -> Evalu
     With `tta`, each image's probabilities are the mean softmax over its 8 dihedral views
     (and the loss is the NLL of that mean)."""
     was_training = model.training
+    full = getattr(loader, "batch_size", None) if features is not None else None
     model.eval()  # BatchNorm uses its running statistics: one answer per image.
     logits_, probs, labels, loss_sum = [], [], [], 0.0  # On the device until the end: no sync.
     with torch.no_grad():  # No graph is recorded: less memory and time.
         for x, y in loader:
             if tta:  # The mean of 8 softmaxes; its NLL is the loss.
                 views = dihedral.views(x)
-                p = sum(forward(model, v, precision, features).softmax(dim=1) for v in views) / 8
+                p = sum(_padded(model, v, precision, features, full).softmax(dim=1) for v in views) / 8
                 logits = p.clamp_min(1e-30).log()  # softmax(log p) = p: logits of the mean.
                 nll = F.nll_loss(logits, y, reduction="sum")
             else:
-                logits = forward(model, x, precision, features)  # (B, C) float32
+                logits = _padded(model, x, precision, features, full)  # (B, C) float32
                 p, nll = logits.softmax(dim=1), F.cross_entropy(logits, y, reduction="sum")
             loss_sum = loss_sum + nll.double()
             logits_.append(logits)
