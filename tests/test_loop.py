@@ -14,10 +14,9 @@ from pathmnist.augment.dihedral import views as dihedral_views
 from pathmnist.augment.transforms import build_transforms
 from pathmnist.data.dataset import ImageSet, load_split
 from pathmnist.data.loader import BatchLoader
-from pathmnist.errors import PathMNISTError
-from pathmnist.evaluation import metrics
-from pathmnist.model.resnet import resnet18
 from pathmnist.device import memory_format
+from pathmnist.errors import PathMNISTError
+from pathmnist.model.resnet import resnet18
 from pathmnist.training.loop import _padded, evaluate, forward
 
 

@@ -145,7 +145,7 @@ def evaluate(model, loader, precision="fp32", tta=False, features=None) -> Evalu
         for x, y in loader:
             if tta:  # The mean of 8 softmaxes; its NLL is the loss.
                 views = dihedral.views(x)
-                p = sum(_padded(model, v, precision, features, full).softmax(dim=1) for v in views) / 8
+                p = sum(_padded(model, v, precision, features, full).softmax(1) for v in views) / 8
                 logits = p.clamp_min(1e-30).log()  # softmax(log p) = p: logits of the mean.
                 nll = F.nll_loss(logits, y, reduction="sum")
             else:
