@@ -209,7 +209,7 @@ def test_memory_format_follows_the_precision():
 def test_decisions_reach_a_gpu_from_pinned_memory_without_blocking(monkeypatch):
     """For a CUDA device, decisions_to pins the small CPU tensor and copies it with
     non_blocking=True (a copy from pageable memory would wait for the GPU); on the CPU it
-    does not pin, and `.to` is a no-op. Checked with spies on `pin_memory` and `to`, no GPU needed."""
+    does not pin, and `.to` is a no-op. Spies on `pin_memory` and `to`: no GPU needed."""
     calls = []
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: calls.append("pin") or self)
     monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: calls.append((a, k)) or self)
