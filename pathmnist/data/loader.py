@@ -24,6 +24,7 @@ import warnings
 import torch
 
 from pathmnist import checks
+from pathmnist.device import decisions_to
 
 # Bytes of GPU memory left free for everything but the split: ResNet-18's weights, Adam's
 # two moments, gradients (4 x 45 MB) and a batch's activations fit in well under 2 GiB.
@@ -118,8 +119,8 @@ class BatchLoader:
         self.generator.manual_seed(self.seed * 1_000_003 + self.epoch)
         generator = self.generator
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        if self.on_device:
-            order = order.to(self.device)
+        if self.on_device:  # From pinned memory, non_blocking: no wait for the GPU.
+            order = decisions_to(order, self.device)
         for start in range(0, len(self) * b, b):
             idx = order[start : start + b]
             if self.on_device:
