@@ -220,9 +220,21 @@ def test_decisions_reach_a_gpu_from_pinned_memory_without_blocking(monkeypatch):
     assert calls == [(("cpu",), {"non_blocking": True})]  # A no-op on the CPU.
 
 
-def test_fused_optimizers_only_on_cuda():
-    """The fused Adam/SGD kernels are asked for on CUDA only."""
-    assert D.fused_available(torch.device("cuda")) and not D.fused_available(torch.device("cpu"))
+def test_fused_optimizers_on_cuda_and_the_cpu():
+    """The fused Adam/SGD kernels are asked for on CUDA and on the CPU (torch >= 2.4), and
+    torch builds them there: a fused step on the CPU equals the per-tensor step."""
+    assert D.fused_available(torch.device("cuda")) and D.fused_available(torch.device("cpu"))
+    assert not D.fused_available(torch.device("meta"))
+    steps = []
+    for fused in (None, True):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(5, 3))
+        opt = torch.optim.Adam([w], lr=0.1, weight_decay=1e-4, fused=fused)
+        for _ in range(3):
+            w.grad = torch.ones_like(w)
+            opt.step()
+        steps.append(w.detach().clone())
+    torch.testing.assert_close(steps[1], steps[0], rtol=1e-6, atol=1e-7)
 
 
 # On a real GPU.

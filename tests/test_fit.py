@@ -98,13 +98,13 @@ def assert_same_weights(a, b):
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_build_optimizer_is_torchs_with_the_configs_settings(optimizer):
     """Adam(lr, weight_decay) or SGD(lr, momentum, weight_decay) over every parameter;
-    not fused on the CPU."""
+    fused on the CPU (torch's one-pass kernels, as on CUDA)."""
     model = TinyNet(3)
     c = config(optimizer=optimizer, lr=0.03, weight_decay=1e-3, momentum=0.8)
     opt = prepare.build_optimizer(c, model)
     group = opt.param_groups[0]
     assert type(opt) is (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)
-    assert (group["lr"], group["weight_decay"]) == (0.03, 1e-3) and not group.get("fused")
+    assert (group["lr"], group["weight_decay"]) == (0.03, 1e-3) and group["fused"] is True
     assert group["params"] == list(model.parameters())
     if optimizer == "sgd":
         assert group["momentum"] == 0.8
@@ -432,8 +432,8 @@ def test_early_stopping_restores_the_best_weights(splits, tiny, tmp_path, monkey
     real_evaluate = loop.evaluate
     series = iter([1.0, 0.5, 0.8, 0.9, 0.95, 1.0])
 
-    def scripted(model, loader, precision="fp32", tta=False, features=None):
-        ev = real_evaluate(model, loader, precision, tta=tta, features=features)
+    def scripted(model, loader, precision="fp32", tta=False, features=None, timers=None):
+        ev = real_evaluate(model, loader, precision, tta=tta, features=features, timers=timers)
         return dataclasses.replace(ev, loss=next(series))
 
     monkeypatch.setattr(loop, "evaluate", scripted)

@@ -23,7 +23,7 @@ from pathmnist.augment.transforms import build_transforms
 from pathmnist.config import MONITORS, TrainConfig, seed_everything
 from pathmnist.data.dataset import ImageSet
 from pathmnist.data.loader import BatchLoader
-from pathmnist.device import configure_backends, resolve_device, resolve_precision
+from pathmnist.device import configure_backends, memory_format, resolve_device, resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
 from pathmnist.model import losses
@@ -53,6 +53,7 @@ def fit(
     resume: bool = False,
     quiet: bool = False,
     overwrite: bool = False,
+    timers=None,
 ) -> History:
     """Train `config` on `train`, validate on `val` after every epoch, write the run files
     into `out_dir`, and return the History with the best weights restored.
@@ -61,7 +62,9 @@ def fit(
     settings, but `config.epochs` may be raised, and the same data) or `overwrite=True`
     (replace it). A resumed run ends exactly where an uninterrupted one would, bit for bit
     on the CPU. A NaN or infinite training loss stops the run with a PathMNISTError,
-    leaving best.pt and history.csv as the last good epoch wrote them.
+    leaving best.pt and history.csv as the last good epoch wrote them. `timers` (a
+    `loop.Timers`, opt-in) sums the seconds of each epoch and of its forward, backward and
+    optimizer work ("epoch", "compute"), so a benchmark can tell what else an epoch costs.
     """
     config.validate()
     check_splits(train, val)
@@ -69,18 +72,20 @@ def fit(
     precision = resolve_precision(config.precision, device)
     with rundir.lock(out_dir) as out:
         info, saved = prepare(config, train, val, out, resume, overwrite)
-        return _train(config, train, val, out, info, saved, device, precision, quiet)
+        return _train(config, train, val, out, info, saved, device, precision, quiet, timers)
 
 
-def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
+def _train(config, train, val, out_dir, info, saved, device, precision, quiet, timers=None):
     train_tf, eval_tf = build_transforms(
         info["mean"], info["std"], config.augment, config.size, info["stain"]
     )
     configure_backends(device, config.deterministic)
     seed_everything(config.seed)  # Same seed, same initial weights.
     model = build(config.arch, num_classes=train.num_classes, stem=config.stem).to(device)
-    if precision == "bf16":  # NHWC weights: the layout bf16 convolution kernels want.
-        model = model.to(memory_format=torch.channels_last)
+    # NHWC (channels_last) weights for bf16, the layout its convolution kernels want; NCHW
+    # for fp32. A resume may change the precision: resume.restore matches the optimizer's
+    # state to the parameters' layout.
+    model = model.to(memory_format=memory_format(precision))
     optimizer = build_optimizer(config, model)
     scheduler = StepLR(optimizer, config.step_size, config.gamma)
     stopper = EarlyStopping(
@@ -127,11 +132,13 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
             disable=True if quiet else None,
         ) as bar:
             train_loss, train_acc = loop.train_one_epoch(
-                model, train_loader, optimizer, precision, bar, loss_fn, mix, features
+                model, train_loader, optimizer, precision, bar, loss_fn, mix, features, timers
             )
         if not math.isfinite(train_loss):
             raise _diverged("training", train_loss, epoch, lr, rows)
-        ev = loop.evaluate(model, val_loader, precision, tta=config.tta, features=features)
+        ev = loop.evaluate(
+            model, val_loader, precision, tta=config.tta, features=features, timers=timers
+        )
         if not math.isfinite(ev.loss):
             raise _diverged("validation", ev.loss, epoch, lr, rows)
         rows.append(
@@ -151,6 +158,10 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
         scheduler.step()  # Once per epoch, after it: sets the next epoch's lr.
         stopped = stopper.step(rows[-1][config.monitor], model)  # Copies the best weights.
         resume.save_epoch(out_dir, info, model, optimizer, scheduler, stopper, rows, stopped)
+        if timers is not None:
+            timers.seconds["epoch"] = timers.seconds.get("epoch", 0.0) + (
+                time.perf_counter() - start
+            )
         if not quiet:  # One line per epoch, printed above the progress bar.
             tqdm.write(format_epoch(rows[-1], config.epochs, stopper.best_epoch == epoch))
         if stopped:
