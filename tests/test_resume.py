@@ -135,3 +135,37 @@ def test_restored_optimizer_state_has_its_parameters_strides(tmp_path, optimizer
     key = "exp_avg" if optimizer == "adam" else "momentum_buffer"
     first = saved["optimizer"]["state"][0][key]
     assert torch.equal(opt.state[conv1][key], first)
+
+
+def test_save_epoch_copies_no_weights_it_then_drops(tmp_path, monkeypatch):
+    """Saving an epoch whose stopper holds best weights clones no tensor (the best weights
+    are best.pt's model, so last.pt leaves them out without copying them first), and both
+    files hold the same host tensors: last.pt's best_weights is None, best.pt's model is
+    the model's weights."""
+    import torch
+
+    from pathmnist.training import resume
+    from pathmnist.training.early_stopping import EarlyStopping
+    from pathmnist.training.schedulers import StepLR
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.rand(2, 4)).sum().backward()
+    opt.step()
+    stopper = EarlyStopping(patience=2)
+    stopper.step(1.0, model)  # Epoch 1 is the best: its weights are copied here, once.
+    row = dict(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, val_auc=0.5,
+               lr=1e-3, seconds=1.0, device="cpu", precision="fp32")  # fmt: skip
+    clones, clone = [], torch.Tensor.clone
+    monkeypatch.setattr(
+        torch.Tensor, "clone", lambda t, *a, **k: clones.append(1) or clone(t, *a, **k)
+    )
+    resume.save_epoch(tmp_path, {"config": {}}, model, opt, StepLR(opt, 5), stopper, [row], False)
+    monkeypatch.undo()
+    assert clones == []
+    last, best = (checkpoints.load(tmp_path / name) for name in ("last.pt", "best.pt"))
+    assert last["early_stopping"]["best_weights"] is None
+    assert stopper.best_weights is not None  # The stopper keeps them for restore().
+    for key, value in model.state_dict().items():
+        assert torch.equal(best["model"][key], value) and torch.equal(last["model"][key], value)
