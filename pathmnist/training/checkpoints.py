@@ -63,7 +63,7 @@ def _digest(obj, h) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()  # No copy for the host tensors `save` passes.
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")  # No copy.
     elif isinstance(obj, dict):
         h.update(b"D%d" % len(obj))
         for k in sorted(obj, key=repr):
