@@ -432,8 +432,8 @@ def test_early_stopping_restores_the_best_weights(splits, tiny, tmp_path, monkey
     real_evaluate = loop.evaluate
     series = iter([1.0, 0.5, 0.8, 0.9, 0.95, 1.0])
 
-    def scripted(model, loader, precision="fp32", tta=False, features=None, timers=None):
-        ev = real_evaluate(model, loader, precision, tta=tta, features=features, timers=timers)
+    def scripted(model, loader, precision="fp32", tta=False, features=None):
+        ev = real_evaluate(model, loader, precision, tta=tta, features=features)
         return dataclasses.replace(ev, loss=next(series))
 
     monkeypatch.setattr(loop, "evaluate", scripted)

@@ -120,6 +120,8 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, t
         val_loader = BatchLoader(
             val, loop.EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf, device=device
         )
+    # Only when asked: a learner's own train_one_epoch (docs/exercises) need not take timers.
+    timed = {"timers": timers} if timers is not None else {}
     for epoch in todo:
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loader.set_epoch(epoch)  # (seed, epoch) fixes this epoch's order and draws.
@@ -132,13 +134,11 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, t
             disable=True if quiet else None,
         ) as bar:
             train_loss, train_acc = loop.train_one_epoch(
-                model, train_loader, optimizer, precision, bar, loss_fn, mix, features, timers
+                model, train_loader, optimizer, precision, bar, loss_fn, mix, features, **timed
             )
         if not math.isfinite(train_loss):
             raise _diverged("training", train_loss, epoch, lr, rows)
-        ev = loop.evaluate(
-            model, val_loader, precision, tta=config.tta, features=features, timers=timers
-        )
+        ev = loop.evaluate(model, val_loader, precision, tta=config.tta, features=features, **timed)
         if not math.isfinite(ev.loss):
             raise _diverged("validation", ev.loss, epoch, lr, rows)
         rows.append(
