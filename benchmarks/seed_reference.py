@@ -128,10 +128,15 @@ def seed_epoch(
     std=HALF,
     batch_size=BATCH_SIZE,
     seed=0,
+    stable=None,
 ):
-    """Time `epochs` epochs of the seed's recipe from scratch, setup included: datasets,
-    loaders, model, then per epoch train + validation + scheduler step + torch.save of the
-    state_dict into `out_dir`. Returns a dict with "seconds" and the last epoch's numbers."""
+    """Time up to `epochs` epochs of the seed's recipe from scratch, setup included:
+    datasets, loaders, model, then per epoch train + validation + scheduler step +
+    torch.save of the state_dict into `out_dir`. With `stable` (a relative tolerance, e.g.
+    0.05) it stops early, after at least 2 epochs, once an epoch's seconds are within
+    `stable` of the one before: a stable per-epoch figure without running all of them.
+    Returns a dict with "seconds" (all of it), "epochs" (how many ran), "epoch_seconds"
+    (each epoch's) and the last epoch's numbers."""
     device = torch.device(device)
     num_classes = int(max(np.max(train_labels), np.max(val_labels))) + 1
     _sync(device)
@@ -140,14 +145,24 @@ def seed_epoch(
     train_loader = seed_loader(train_images, train_labels, mean, std, True, batch_size)
     val_loader = seed_loader(val_images, val_labels, mean, std, False, batch_size)
     model, criterion, optimizer, scheduler = seed_model(device, num_classes, seed)
+    epoch_seconds = []
     for _ in range(epochs):
+        _sync(device)
+        begin = time.perf_counter()
         train_loss, train_acc = seed_train(model, criterion, optimizer, train_loader, device)
         val_loss, val_acc, val_auc = seed_validate(model, criterion, val_loader, device)
         scheduler.step()
         torch.save(model.state_dict(), Path(out_dir) / "seed_model.pt")
-    _sync(device)
+        _sync(device)
+        epoch_seconds.append(time.perf_counter() - begin)
+        print(f"seed-style epoch {len(epoch_seconds)}: {epoch_seconds[-1]:.2f} s", flush=True)
+        if stable and len(epoch_seconds) >= 2:
+            if abs(epoch_seconds[-1] - epoch_seconds[-2]) <= stable * epoch_seconds[-2]:
+                break
     return {
         "seconds": time.perf_counter() - start,
+        "epochs": len(epoch_seconds),
+        "epoch_seconds": epoch_seconds,
         "train_loss": train_loss,
         "train_acc": train_acc,
         "val_loss": val_loss,

@@ -7,12 +7,14 @@ Determinism: on the CPU every kernel this course uses is deterministic, so the s
 gives the same history bit for bit. On a GPU, cuDNN may pick different convolution
 algorithms from run to run (`cudnn.benchmark` times several and keeps the fastest) and the
 backward of some ops (e.g. the weight gradient of a convolution, index_add) accumulates
-with atomics in a varying order; `deterministic=True` asks torch for deterministic
-algorithms and turns benchmark off, at some cost in speed.
+with atomics in a varying order; `deterministic=True` makes torch use deterministic
+algorithms (an op without one raises), sets CUBLAS_WORKSPACE_CONFIG for cuBLAS and turns
+benchmark off, at some cost in speed.
 
 Tested in tests/test_device.py.
 """
 
+import os
 import warnings
 
 import torch
@@ -22,6 +24,10 @@ from pathmnist.config import DEVICES, PRECISIONS
 from pathmnist.errors import PathMNISTError
 
 CPUINFO = "/proc/cpuinfo"  # Linux's list of CPU feature flags.
+# cuBLAS is deterministic only with a fixed workspace: one of these two settings (NVIDIA's
+# cuBLAS docs, "Results reproducibility"; torch's reproducibility notes).
+CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
 
 
 def cpu_supports_bf16() -> bool:
@@ -75,19 +81,42 @@ def configure_backends(device: torch.device, deterministic: bool) -> None:
     cudnn.benchmark: the input shape is the same every batch, so timing the candidate
     convolution algorithms once and keeping the fastest pays for itself within an epoch.
     It is off with `deterministic`, since the fastest algorithm may differ between runs.
+
+    cudnn.allow_tf32 is set explicitly (to True, cuDNN's own default): on an Ampere or newer
+    GPU, "fp32" convolutions then run on tensor cores in TF32 (10 mantissa bits in the
+    products, float32 sums and storage), so an "fp32" speed figure on such a GPU is a TF32
+    one. Matrix products (the classifier) keep torch's default, full float32.
+
+    `deterministic`: `torch.use_deterministic_algorithms(True)`, so an op with no
+    deterministic kernel raises instead of silently varying, and CUBLAS_WORKSPACE_CONFIG
+    :4096:8, which cuBLAS needs for deterministic matrix products (CUDA 10.2 and later). The
+    variable is read when cuBLAS starts, so set it in the shell for a process that used
+    cuBLAS before this call; a value already set by the user is kept if it is a valid one.
     """
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
-    # warn_only: an op with no deterministic kernel warns instead of failing the run.
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        torch.backends.cudnn.allow_tf32 = True
+    if deterministic and os.environ.get(CUBLAS_WORKSPACE) not in CUBLAS_DETERMINISTIC:
+        os.environ[CUBLAS_WORKSPACE] = CUBLAS_DETERMINISTIC[0]
+    torch.use_deterministic_algorithms(deterministic)
+
+
+def memory_format(precision: str) -> torch.memory_format:
+    """The model's memory format for `precision`: channels_last (NHWC) for bf16, whose
+    convolution kernels want it (oneDNN on the CPU, cuDNN's tensor cores), contiguous
+    NCHW for fp32. The input batches are NCHW views of NHWC bytes (channels_last), so the
+    loop converts them to this format once per batch, not once per convolution."""
+    return torch.channels_last if precision == "bf16" else torch.contiguous_format
 
 
 def fused_available(device: torch.device) -> bool:
-    """Whether to ask for torch's fused Adam/SGD (one kernel for every parameter's update,
-    instead of several per parameter): on CUDA only. On the CPU the default (for-each)
-    implementation is kept: the fused CPU kernels gain nothing measurable for this net."""
-    return device.type == "cuda"
+    """Whether torch's fused Adam/SGD (one kernel per parameter for the whole update,
+    instead of about eight elementwise passes) runs on `device`: CUDA, and the CPU since
+    torch 2.4. On the CPU it is several times faster than torch's default per-tensor loop
+    (ResNet-18's Adam step: about 0.03 s against 0.09-0.23 s on one core of the bench in
+    benchmarks/RESULTS.md)."""
+    return device.type in ("cuda", "cpu")
 
 
 def decisions_to(decisions, device):

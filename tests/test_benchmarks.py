@@ -2,7 +2,9 @@
 a table with every row and a positive finite ratio in each; the seed-style reference
 serves exactly the items medmnist's own dataset serves, and its inputs equal ours;
 `memory.py` writes MedMNIST-format files that numpy and load_split read back, and measures
-a load in a fresh process; a results section is replaced without touching the text around.
+a load in a fresh process; a results section is replaced without touching the text around;
+`gpu_check.sh --dry-run` lists its parts within their time limits, and the seed-style
+reference stops once its per-epoch time is stable.
 """
 
 import json
@@ -177,3 +179,34 @@ def test_bench_beyond_quick_writes_its_section(tmp_path):
     assert "<!-- bench:beyond -->" in text and "6,963,081 parameters" in text
     ratios = re.findall(r"\| ([\d.]+)x \|", text)
     assert len(ratios) == 5 and all(math.isfinite(float(r)) and float(r) > 0 for r in ratios)
+
+
+def test_gpu_check_dry_run_lists_parts_within_the_limits():
+    """`gpu_check.sh --dry-run` runs nothing, needs no GPU, and prints one line per part
+    with its command and time limit: every test marked cuda in all of tests/, run.py at
+    the real size, memory.py; each part at most 3 minutes, all together at most 8."""
+    done = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--dry-run"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    parts = re.findall(r"^part (\w+): limit (\d+) s: (.+)$", done.stdout, re.M)
+    assert [name for name, _, _ in parts] == ["tests", "speed", "memory"]
+    limits = [int(limit) for _, limit, _ in parts]
+    assert all(0 < limit <= 180 for limit in limits) and sum(limits) <= 8 * 60
+    commands = {name: command for name, _, command in parts}
+    assert "pytest -m cuda tests/ " in commands["tests"]
+    assert "benchmarks/run.py --device cuda --train 89996" in commands["speed"]
+    assert "benchmarks/memory.py --device cuda" in commands["memory"]
+    assert f"total limit: {sum(limits)} s" in done.stdout
+
+
+def test_seed_reference_stops_once_its_epochs_agree(tmp_path, monkeypatch):
+    """With `stable`, seed_epoch runs until two consecutive epochs take seconds within the
+    tolerance (here the 3rd agrees with the 2nd), and reports each epoch's seconds."""
+    clock = iter([0.0, 0.0, 10.0, 10.0, 14.0, 14.0, 18.1, 18.1, 99.0, 99.0])
+    monkeypatch.setattr(seed_reference.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(seed_reference, "seed_train", lambda *a: (1.0, 0.5))
+    monkeypatch.setattr(seed_reference, "seed_validate", lambda *a: (1.0, 0.5, 0.75))
+    images, labels = np.zeros((4, 8, 8, 3), np.uint8), np.arange(4) % 2
+    out = seed_reference.seed_epoch(images, labels, images, labels, "cpu", tmp_path, epochs=5,
+                                    stable=0.05)  # fmt: skip
+    assert out["epochs"] == 3 and out["epoch_seconds"] == pytest.approx([10.0, 4.0, 4.1])

@@ -109,6 +109,7 @@ def test_bad_values_raise(kwargs, word):
         ColorJitter(**kwargs)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     """On CUDA the same seed gives the CPU's batch to 1e-5."""

@@ -1,9 +1,13 @@
-"""The GPU path: fit and resume on CUDA in bf16 and fp32, the same batches and augmentation
-draws on the CPU and the GPU, the pinned-memory fallback of BatchLoader, and compile=True.
+"""The GPU path: fit and resume on CUDA in bf16 and fp32 (and a resume that changes the
+precision, so the fused optimizer meets state saved in the other memory format), the same
+batches and augmentation draws on the CPU and the GPU, the pinned-memory fallback of
+BatchLoader, compile=True, no host synchronisation in a training epoch with MixUp or
+CutMix, one per batch in Macenko normalisation, and checkpoints' host copies.
 
 Every test carries the `cuda` marker and is skipped, with its reason, where torch sees no
-CUDA GPU. On a lent GPU machine: `PYTHONPATH=. python -m pytest -m cuda tests/test_cuda.py`
-(benchmarks/gpu_check.sh runs it). The data are a tiny synthetic PathMNIST at 32x32.
+CUDA GPU. On a GPU machine: `PYTHONPATH=. python -m pytest -m cuda tests/` (every test
+marked cuda, in every file; benchmarks/gpu_check.sh runs it). The data are a tiny
+synthetic PathMNIST at 32x32.
 """
 
 import math
@@ -11,11 +15,14 @@ import math
 import pytest
 import torch
 
+from pathmnist.augment import mixing, stain
 from pathmnist.augment.transforms import build_transforms, channel_stats
 from pathmnist.config import TrainConfig
 from pathmnist.data import synthetic
 from pathmnist.data.dataset import CLASS_NAMES, ImageSet
-from pathmnist.data.loader import BatchLoader
+from pathmnist.data.loader import BatchLoader, fits_on_device
+from pathmnist.model.registry import build
+from pathmnist.training import checkpoints, loop, prepare
 from pathmnist.training.fit import fit
 
 pytestmark = [
@@ -114,3 +121,86 @@ def test_compile_trains_with_finite_losses(splits, tmp_path):
     history = fit(cuda_config(epochs=2, compile=True), train, val, tmp_path, quiet=True)
     assert [r["epoch"] for r in history.rows] == [1, 2]
     assert finite(history.rows)
+
+
+@pytest.mark.parametrize(("before", "after"), [("bf16", "fp32"), ("fp32", "bf16")])
+def test_resume_with_another_precision_trains_with_the_fused_optimizer(
+    splits, tmp_path, before, after
+):
+    """bf16 keeps the model channels_last, fp32 NCHW: a run resumed with the other
+    precision restores Adam's moments in the new layout, which the fused CUDA Adam needs,
+    and trains its next epoch to finite numbers."""
+    train, val = splits
+    fit(cuda_config(epochs=1, precision=before), train, val, tmp_path, quiet=True)
+    resumed = fit(cuda_config(epochs=2, precision=after), train, val, tmp_path, resume=True,
+                  quiet=True)  # fmt: skip
+    assert [r["precision"] for r in resumed.rows] == [before, after]
+    assert finite(resumed.rows)
+
+
+@pytest.mark.parametrize("mix", [(0.4, 0.0), (0.0, 1.0), (0.4, 1.0)], ids=["mixup", "cutmix",
+                                                                             "both"])  # fmt: skip
+def test_a_training_epoch_with_mixing_never_waits_for_the_gpu(splits, mix, monkeypatch):
+    """With torch.cuda's sync debug mode set to "error", a training epoch (transforms,
+    MixUp/CutMix, forward, backward, Adam) raises at the first operation that synchronises
+    with the host; it runs through, and only the final read of the sums synchronises."""
+    train, _ = splits
+    train_tf, _ = build_transforms(*channel_stats(train), augment=("flips",))
+    loader = BatchLoader(train, 16, seed=0, transform=train_tf, device="cuda")
+    model = build("resnet18", num_classes=9).cuda().to(memory_format=torch.channels_last)
+    optimizer = prepare.build_optimizer(cuda_config(), model)
+    mixer = mixing.build_mix(*mix, 9)
+    loop.train_one_epoch(model, loader, optimizer, "bf16", None, None, mixer)  # Warm-up.
+    torch.cuda.synchronize()
+    # The final float() and int() of the sums are the one intended sync: left as tensors.
+    monkeypatch.setattr(loop, "float", lambda t: t, raising=False)
+    monkeypatch.setattr(loop, "int", lambda t: t, raising=False)
+    try:
+        torch.cuda.set_sync_debug_mode("error")
+        loss, _ = loop.train_one_epoch(model, loader, optimizer, "bf16", None, None, mixer)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    monkeypatch.undo()
+    assert math.isfinite(float(loss))
+
+
+def test_macenko_waits_for_the_gpu_once_per_batch():
+    """MacenkoNormalize on a CUDA batch synchronises exactly once (the explicit copy of
+    the (B, 3, 3) covariances to the host), counted by torch.cuda's sync debug warnings,
+    and equals the CPU's result to 1e-4."""
+    arrays = synthetic.generate(16, 1, 1, size=32, seed=0)
+    images = arrays["train_images"]
+    normalize = stain.MacenkoNormalize(*stain.fit_macenko(images[:4]))
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    expected = normalize(x)
+    x_gpu = x.cuda()
+    normalize(x_gpu)  # Warm-up: the targets' one-time copy to the GPU.
+    torch.cuda.synchronize()
+    with pytest.warns(UserWarning) as caught:
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            out = normalize(x_gpu)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 1, [str(w.message) for w in syncs]
+    torch.testing.assert_close(out.cpu(), expected, rtol=0, atol=1e-4)
+
+
+def test_checkpoint_host_copies_equal_the_gpu_tensors():
+    """checkpoints.to_host copies every GPU tensor of a nested payload to the host once,
+    equal to the original, keeping its strides (a channels_last weight stays so)."""
+    w = torch.randn(4, 3, 2, 2, device="cuda").to(memory_format=torch.channels_last)
+    payload = {"model": {"w": w}, "rows": [1, 2], "list": [torch.arange(3, device="cuda")]}
+    host = checkpoints.to_host(payload)
+    assert host["model"]["w"].device.type == "cpu" and host["rows"] == [1, 2]
+    assert host["model"]["w"].stride() == w.stride()
+    assert torch.equal(host["model"]["w"], w.cpu()) and torch.equal(host["list"][0],
+                                                                    torch.arange(3))  # fmt: skip
+
+
+def test_fits_on_device_on_a_real_gpu():
+    """A small split fits; one larger than the whole GPU does not."""
+    device = torch.device("cuda")
+    total = torch.cuda.get_device_properties(device).total_memory
+    assert fits_on_device(1 << 20, device) and not fits_on_device(total, device)

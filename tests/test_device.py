@@ -3,6 +3,8 @@ named refusal, bf16 is chosen only with native hardware support (CPU flags read 
 /proc/cpuinfo), an explicit emulated bf16 warns, and configure_backends sets exactly the
 switches it documents. Tests marked `cuda` run only where torch sees a GPU."""
 
+import os
+
 import pytest
 import torch
 
@@ -17,17 +19,21 @@ def no_gpu(monkeypatch):
 
 
 @pytest.fixture
-def restore_backends():
-    """Put the global switches configure_backends sets back as they were."""
+def restore_backends(monkeypatch):
+    """Put the global switches configure_backends sets back as they were, and start
+    without CUBLAS_WORKSPACE_CONFIG (monkeypatch restores the variable afterwards)."""
     saved = (
         torch.backends.cudnn.benchmark,
         torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.allow_tf32,
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
+    monkeypatch.delenv(D.CUBLAS_WORKSPACE, raising=False)
     yield
-    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[:2]
-    torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+    cudnn = torch.backends.cudnn
+    cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32 = saved[:3]
+    torch.use_deterministic_algorithms(saved[3], warn_only=saved[4])
 
 
 # resolve_device
@@ -157,14 +163,32 @@ def test_cpu_bf16_detection_without_cpuinfo(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_configure_backends_on_cuda_sets_cudnn(restore_backends, deterministic):
-    """On CUDA: benchmark is on unless deterministic, which also asks torch for
-    deterministic algorithms (warn_only, so an op without one still runs)."""
+    """On CUDA: benchmark is on unless deterministic, which also makes torch use
+    deterministic algorithms, raising (not warning) where an op has none, and sets
+    CUBLAS_WORKSPACE_CONFIG=:4096:8 for cuBLAS; TF32 convolutions are on, explicitly."""
+    torch.backends.cudnn.allow_tf32 = False
     D.configure_backends(torch.device("cuda"), deterministic)
     assert torch.backends.cudnn.benchmark is (not deterministic)
     assert torch.backends.cudnn.deterministic is deterministic
+    assert torch.backends.cudnn.allow_tf32 is True
     assert torch.are_deterministic_algorithms_enabled() is deterministic
-    if deterministic:
-        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == (":4096:8" if deterministic else None)
+
+
+def test_deterministic_keeps_a_valid_cublas_setting_and_replaces_a_bad_one(
+    restore_backends, monkeypatch
+):
+    """A user's own valid CUBLAS_WORKSPACE_CONFIG (:16:8) stays; an invalid one becomes
+    :4096:8. On the CPU too: the variable matters to any CUDA work later in the process."""
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    D.configure_backends(torch.device("cpu"), True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":0:0")
+    D.configure_backends(torch.device("cpu"), True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.is_deterministic_algorithms_warn_only_enabled()
 
 
 def test_configure_backends_on_cpu_leaves_cudnn_alone(restore_backends):
@@ -176,9 +200,41 @@ def test_configure_backends_on_cpu_leaves_cudnn_alone(restore_backends):
     assert not torch.are_deterministic_algorithms_enabled()
 
 
-def test_fused_optimizers_only_on_cuda():
-    """The fused Adam/SGD kernels are asked for on CUDA only."""
-    assert D.fused_available(torch.device("cuda")) and not D.fused_available(torch.device("cpu"))
+def test_memory_format_follows_the_precision():
+    """channels_last for bf16 (its convolution kernels' layout), NCHW for fp32."""
+    assert D.memory_format("bf16") == torch.channels_last
+    assert D.memory_format("fp32") == torch.contiguous_format
+
+
+def test_decisions_reach_a_gpu_from_pinned_memory_without_blocking(monkeypatch):
+    """For a CUDA device, decisions_to pins the small CPU tensor and copies it with
+    non_blocking=True (a copy from pageable memory would wait for the GPU); on the CPU it
+    does not pin, and `.to` is a no-op. Spies on `pin_memory` and `to`: no GPU needed."""
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: calls.append("pin") or self)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: calls.append((a, k)) or self)
+    D.decisions_to(torch.arange(4), "cuda")
+    assert calls == ["pin", (("cuda",), {"non_blocking": True})]
+    calls.clear()
+    D.decisions_to(torch.arange(4), "cpu")
+    assert calls == [(("cpu",), {"non_blocking": True})]  # A no-op on the CPU.
+
+
+def test_fused_optimizers_on_cuda_and_the_cpu():
+    """The fused Adam/SGD kernels are asked for on CUDA and on the CPU (torch >= 2.4), and
+    torch builds them there: a fused step on the CPU equals the per-tensor step."""
+    assert D.fused_available(torch.device("cuda")) and D.fused_available(torch.device("cpu"))
+    assert not D.fused_available(torch.device("meta"))
+    steps = []
+    for fused in (None, True):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(5, 3))
+        opt = torch.optim.Adam([w], lr=0.1, weight_decay=1e-4, fused=fused)
+        for _ in range(3):
+            w.grad = torch.ones_like(w)
+            opt.step()
+        steps.append(w.detach().clone())
+    torch.testing.assert_close(steps[1], steps[0], rtol=1e-6, atol=1e-7)
 
 
 # On a real GPU.

@@ -181,3 +181,20 @@ def test_cuda_auto_placement_keeps_a_small_split_on_the_gpu():
     """With keep_on_device left to the loader, a tiny split fits and lives on the GPU."""
     loader = BatchLoader(tagged_set(8), 4, device="cuda")
     assert loader.on_device and loader.images.is_cuda and loader.labels.is_cuda
+
+
+def test_fits_on_device_counts_memory_pytorch_has_cached(monkeypatch):
+    """Free GPU memory is the driver's free memory plus what PyTorch's allocator holds
+    unused (reserved - allocated): a split that fits only with that cache counted fits.
+    The CUDA queries are replaced by fakes, so no GPU is needed."""
+    from pathmnist.data import loader as L
+
+    gib = 1 << 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 10 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 4 * gib)
+    cuda = torch.device("cuda")
+    # 1 GiB free + 6 GiB cached = 7 GiB, less the 2 GiB headroom: 5 GiB fit, 5 GiB + 1 not.
+    assert L.fits_on_device(7 * gib - L.HEADROOM, cuda)
+    assert not L.fits_on_device(7 * gib - L.HEADROOM + 1, cuda)
+    assert L.fits_on_device(10**15, torch.device("cpu"))

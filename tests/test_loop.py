@@ -1,6 +1,8 @@
-"""Evaluation: test-time augmentation against an explicit loop over the 8 views, and
-bf16 evaluation against fp32 on the same weights (the classifier and softmax run in
-float32, so probabilities are not quantised to bf16's 8 mantissa bits)."""
+"""training.loop: test-time augmentation against an explicit loop over the 8 views; bf16
+evaluation against fp32 on the same weights (the classifier and softmax run in float32,
+so probabilities are not quantised to bf16's 8 mantissa bits); batches reach the first
+convolution in the weights' memory format; a padded last batch gives the same logits; and
+a compiled run makes two graphs (train, eval) however its splits end."""
 
 import numpy as np
 import pytest
@@ -12,10 +14,10 @@ from pathmnist.augment.dihedral import views as dihedral_views
 from pathmnist.augment.transforms import build_transforms
 from pathmnist.data.dataset import ImageSet, load_split
 from pathmnist.data.loader import BatchLoader
+from pathmnist.device import memory_format
 from pathmnist.errors import PathMNISTError
-from pathmnist.evaluation import metrics
 from pathmnist.model.resnet import resnet18
-from pathmnist.training.loop import evaluate, forward
+from pathmnist.training.loop import _padded, evaluate, forward
 
 
 def _loader(images, labels, batch_size=16):
@@ -88,6 +90,7 @@ def test_bf16_evaluation_matches_fp32_auc_and_has_few_ties(tiny_trained):
     model, loader = tiny_trained
     fp32 = evaluate(model, loader, "fp32")
     bf16 = evaluate(model, loader, "bf16")
+    assert np.isfinite([fp32.macro_auc, bf16.macro_auc, fp32.loss, bf16.loss]).all()
     assert abs(bf16.macro_auc - fp32.macro_auc) <= 0.002
 
     def ties(p):  # Equal probabilities within a class column, summed over classes.
@@ -108,8 +111,63 @@ def tiny_trained(tmp_path_factory):
 
     path = write_medmnist_npz(tmp_path_factory.mktemp("d") / "t.npz", (90, 200, 9), size=32)
     train, val = (load_split(s, data_file=path) for s in ("train", "val"))
-    config = TrainConfig(epochs=2, batch_size=16, precision="fp32")
+    # On the CPU, where the loader below puts its batches (device "auto" would train on a
+    # GPU where there is one, and then evaluate CPU batches with GPU weights).
+    config = TrainConfig(epochs=2, batch_size=16, device="cpu", precision="fp32")
     history = fit(config, train, val, tmp_path_factory.mktemp("r"), quiet=True)
     loader = BatchLoader(val, 64, shuffle=False, transform=history.eval_transform)
-    assert metrics.macro_auc(*(lambda e: (e.labels, e.probs))(evaluate(history.model, loader)))
+    ev = evaluate(history.model, loader)
+    assert np.isfinite(ev.probs).all() and 0.5 < ev.macro_auc <= 1, ev.macro_auc  # NaN fails.
     return history.model, loader
+
+
+@pytest.mark.parametrize(("precision", "channels_last"), [("fp32", False), ("bf16", True)])
+def test_batches_reach_the_first_conv_in_the_weights_layout(precision, channels_last):
+    """The loader's batches are channels_last (NCHW views of NHWC bytes); forward() puts
+    them in the weights' layout once, so conv1 sees NCHW in fp32 and channels_last in bf16
+    (where the model is channels_last), never a layout every convolution must convert."""
+    model = _model().to(memory_format=memory_format(precision))
+    seen = []
+    model.conv1.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    x = torch.rand(2, 32, 32, 3).permute(0, 3, 1, 2)  # (B, 3, H, W), channels_last bytes
+    forward(model, x, precision)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) is channels_last
+    assert seen[0].is_contiguous() is not channels_last
+
+
+def test_a_padded_last_batch_gives_the_same_logits():
+    """Padding a batch to the full size with copies of its last image and cutting the
+    logits back gives the unpadded logits (eval mode: each row depends on itself only)."""
+    model = _model()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        padded = _padded(model, x, "fp32", None, full=8)
+        torch.testing.assert_close(padded, forward(model, x, "fp32"), rtol=1e-5, atol=1e-5)
+    assert padded.shape == (3, 9)
+
+
+def test_compile_makes_one_graph_for_training_and_one_for_evaluation(monkeypatch, tmp_path):
+    """fit(compile=True) with a last, smaller batch in both splits (21 training images in
+    batches of 8, 11 validation images in batches of 8) compiles exactly 2 graphs, counted
+    by torch._dynamo's CompileCounter backend (no C compiler needed): training with a
+    dynamic batch dimension, evaluation with its last batch padded. Without either, the
+    last batches compile graphs of their own."""
+    from torch._dynamo.testing import CompileCounter
+
+    from pathmnist.config import TrainConfig
+    from pathmnist.training import fit as fit_module
+    from pathmnist.training import loop
+
+    torch._dynamo.reset()
+    counter, compile_ = CompileCounter(), torch.compile
+    monkeypatch.setattr(fit_module.torch, "compile", lambda fn, **kw: compile_(fn, backend=counter))
+    monkeypatch.setattr(loop, "EVAL_BATCH_SIZE", 8)
+    rng = np.random.default_rng(0)
+    names = tuple(f"class {i}" for i in range(9))
+    train, val = (ImageSet(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) % 9,
+                           names) for n in (21, 11))  # fmt: skip
+    config = TrainConfig(epochs=1, batch_size=8, device="cpu", precision="fp32", compile=True)
+    history = fit_module.fit(config, train, val, tmp_path, quiet=True)
+    assert np.isfinite(history.rows[0]["val_loss"])
+    assert counter.frame_count == 2
+    torch._dynamo.reset()

@@ -181,3 +181,25 @@ def test_bad_inputs_raise(call, match):
     each raise PathMNISTError naming the problem."""
     with pytest.raises(PathMNISTError, match=match):
         call()
+
+
+@pytest.mark.parametrize("cls", [MixUp, CutMix])
+def test_pairing_reaches_the_device_without_a_blocking_copy(cls, monkeypatch):
+    """The pairing is drawn on the CPU; on another device (here "meta", a device with no
+    data, standing in for a GPU without needing one) it arrives through a non_blocking
+    copy, never a blocking `.to()` that would wait for the device's queue every batch.
+    Every host-to-device `.to` during the mix is recorded."""
+    copies, to = [], torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        out = to(self, *args, **kwargs)
+        if self.device.type == "cpu" and out.device.type != "cpu":
+            copies.append(kwargs.get("non_blocking", False))
+        return out
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    x = torch.empty(8, 3, 16, 16, device="meta")
+    y = torch.zeros(8, dtype=torch.int64, device="meta")
+    mixed, target = cls(1.0, 9)(x, y, torch.Generator().manual_seed(0))
+    assert mixed.device.type == target.device.type == "meta"
+    assert copies and all(copies), copies  # At least the pairing; each one non_blocking.

@@ -86,3 +86,86 @@ def test_a_precision_change_on_resume_is_recorded_per_epoch(splits, tiny, tmp_pa
     assert [r["precision"] for r in history.rows] == ["fp32", "bf16"]
     assert all(math.isfinite(r["train_loss"]) for r in rows)
     assert checkpoints.load(tmp_path / "last.pt")["config"]["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize(("before", "after"), [("bf16", "fp32"), ("fp32", "bf16")])
+def test_restored_optimizer_state_has_its_parameters_strides(tmp_path, optimizer, before,
+                                                             after):  # fmt: skip
+    """The model is channels_last in bf16 and NCHW in fp32, and a resume may change the
+    precision: after `restore`, every optimizer state tensor shaped like its parameter
+    (Adam's exp_avg and exp_avg_sq, SGD's momentum buffer) has that parameter's strides,
+    as CUDA's fused optimizers require, and the same values as saved."""
+    import torch
+
+    from pathmnist.config import MONITORS, TrainConfig
+    from pathmnist.device import memory_format
+    from pathmnist.model.registry import build
+    from pathmnist.training import resume
+    from pathmnist.training.early_stopping import EarlyStopping
+    from pathmnist.training.prepare import build_optimizer
+    from pathmnist.training.schedulers import StepLR
+
+    cfg = TrainConfig(optimizer=optimizer, device="cpu")
+
+    def parts(precision):
+        torch.manual_seed(0)
+        model = build("resnet18", num_classes=9).to(memory_format=memory_format(precision))
+        opt = build_optimizer(cfg, model)
+        return model, opt, StepLR(opt, 5), EarlyStopping(3, 0.0, MONITORS[cfg.monitor])
+
+    model, opt, scheduler, stopper = parts(before)
+    x = torch.rand(4, 3, 32, 32).to(memory_format=torch.channels_last)
+    model(x).sum().backward()
+    opt.step()  # Creates the state: moments (or momentum) in the parameters' layout.
+    saved = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": scheduler.state_dict(), "early_stopping": stopper.state_dict(),
+             "rng": checkpoints.rng_state(), "rows": [], "stopped_early": False}  # fmt: skip
+    model, opt, scheduler, stopper = parts(after)
+    resume.restore(tmp_path, saved, model, opt, scheduler, stopper)
+    conv1 = model.conv1.weight
+    assert conv1.is_contiguous(memory_format=torch.channels_last) is (after == "bf16")
+    checked = 0
+    for p in model.parameters():
+        for value in opt.state[p].values():
+            if isinstance(value, torch.Tensor) and value.shape == p.shape:
+                assert value.stride() == p.stride(), (tuple(p.shape), value.stride())
+                checked += 1
+    assert checked >= len(list(model.parameters()))
+    key = "exp_avg" if optimizer == "adam" else "momentum_buffer"
+    first = saved["optimizer"]["state"][0][key]
+    assert torch.equal(opt.state[conv1][key], first)
+
+
+def test_save_epoch_copies_no_weights_it_then_drops(tmp_path, monkeypatch):
+    """Saving an epoch whose stopper holds best weights clones no tensor (the best weights
+    are best.pt's model, so last.pt leaves them out without copying them first), and both
+    files hold the same host tensors: last.pt's best_weights is None, best.pt's model is
+    the model's weights."""
+    import torch
+
+    from pathmnist.training import resume
+    from pathmnist.training.early_stopping import EarlyStopping
+    from pathmnist.training.schedulers import StepLR
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.rand(2, 4)).sum().backward()
+    opt.step()
+    stopper = EarlyStopping(patience=2)
+    stopper.step(1.0, model)  # Epoch 1 is the best: its weights are copied here, once.
+    row = dict(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, val_auc=0.5,
+               lr=1e-3, seconds=1.0, device="cpu", precision="fp32")  # fmt: skip
+    clones, clone = [], torch.Tensor.clone
+    monkeypatch.setattr(
+        torch.Tensor, "clone", lambda t, *a, **k: clones.append(1) or clone(t, *a, **k)
+    )
+    resume.save_epoch(tmp_path, {"config": {}}, model, opt, StepLR(opt, 5), stopper, [row], False)
+    monkeypatch.undo()
+    assert clones == []
+    last, best = (checkpoints.load(tmp_path / name) for name in ("last.pt", "best.pt"))
+    assert last["early_stopping"]["best_weights"] is None
+    assert stopper.best_weights is not None  # The stopper keeps them for restore().
+    for key, value in model.state_dict().items():
+        assert torch.equal(best["model"][key], value) and torch.equal(last["model"][key], value)

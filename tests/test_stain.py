@@ -175,6 +175,7 @@ def test_uint8_batches_need_to_float_first(transform):
         transform(torch.zeros(2, 4, 4, 3, dtype=torch.uint8))
 
 
+@pytest.mark.cuda
 @CUDA
 def test_hed_jitter_on_cuda_repeats_and_matches_cpu():
     """On CUDA the same seed gives the same batch twice, and the CPU's batch to 1e-5."""
@@ -304,9 +305,40 @@ def test_macenko_rejects_bad_values(kwargs, word):
         stain.MacenkoNormalize(**args)
 
 
+@pytest.mark.cuda
 @CUDA
 def test_macenko_on_cuda_matches_cpu(tissue):
     """On CUDA the normalised batch equals the CPU's to 1e-4 (float32)."""
     normalize = stain.MacenkoNormalize(*stain.fit_macenko(tissue[:1]))
     x = nchw(tissue).float() / 255
     torch.testing.assert_close(normalize(x.cuda()).cpu(), normalize(x), rtol=0, atol=1e-4)
+
+
+@settings(deadline=None, max_examples=50)
+@given(a1=st.floats(-math.pi, math.pi), d=st.floats(-math.pi, math.pi))
+@example(a1=0.3, d=0.0)  # Equal angles: rank 1, as for a flat image.
+@example(a1=-1.0, d=math.pi)  # Opposite directions: rank 1 too.
+@example(a1=0.5, d=1e-9)  # Nearly equal: rank 1 for pinv in float32, not in float64.
+def test_closed_form_pinv_equals_torch_pinv(a1, d):
+    """_pinv_2x2 of [[cos a1, cos a2], [sin a1, sin a2]] equals torch.linalg.pinv of the
+    (3, 2) stains it stands for (the matrix under an orthonormal embedding), in float64
+    and float32, singular cases included, to within what the matrix's condition number
+    allows either method (SVD or the 2x2 inverse); no SVD runs. Angles whose singular
+    value ratio lies within 10x of pinv's cut-off (3 eps) are left out: there either rank
+    is a right answer."""
+    g = torch.Generator().manual_seed(0)
+    q = torch.linalg.qr(torch.randn(3, 2, dtype=torch.float64, generator=g))[0]  # (3, 2)
+    a = torch.tensor([a1, a1 + d], dtype=torch.float64)
+    r64 = torch.stack([a.cos(), a.sin()])[None]  # (1, 2, 2)
+    sv = torch.linalg.svdvals(r64)[0]  # (2,) descending
+    for dtype in (torch.float64, torch.float32):
+        eps = torch.finfo(dtype).eps
+        ratio = float(sv[1] / sv[0])
+        if 0.3 * eps < ratio < 30 * eps:
+            continue
+        r, embed = r64.to(dtype), q.to(dtype)[None]  # embed (1, 3, 2): orthonormal columns
+        expected = torch.linalg.pinv(embed @ r)  # (1, 2, 3)
+        got = stain._pinv_2x2(r) @ embed.transpose(1, 2)
+        cond = 1 / ratio if ratio > 3 * eps else 1.0  # Rank 1: well conditioned.
+        tol = 100 * eps * cond * (float(expected.abs().max()) + 1)
+        torch.testing.assert_close(got, expected, rtol=0, atol=tol)

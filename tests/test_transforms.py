@@ -43,7 +43,8 @@ from pathmnist.augment.transforms import (
 from pathmnist.errors import PathMNISTError
 
 MEAN, STD = (0.74, 0.53, 0.71), (0.12, 0.18, 0.13)  # H&E-like: pink, so green is lowest
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, NO_CUDA])]
 
 
 def uint8_batch(b=5, h=6, w=6, seed=0):

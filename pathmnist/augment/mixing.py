@@ -23,6 +23,10 @@ Pairing: Zhang et al. pair each sample with a random permutation of the batch
 a shuffled batch). `mix(x, y, lam, perm)` takes any pairing, so the tests replay
 torchvision with perm = roll by one, i.e. perm[i] = (i - 1) mod B.
 
+The pairing is drawn on the CPU and reaches the batch's device through
+`device.decisions_to` (pinned memory, non_blocking): a plain `.to(device)` from pageable
+memory would wait for the GPU to finish its queue every batch.
+
 Tested (tests/test_mixing.py) against torchvision.transforms.v2.MixUp / CutMix on the
 same batch after the same seed (their own lam, box and labels code, roll pairing; exact),
 plus properties: lam = 1 is the identity, soft targets sum to 1 per row, a generator
@@ -35,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from pathmnist.checks import cpu_generator, real, whole
+from pathmnist.device import decisions_to
 from pathmnist.errors import PathMNISTError
 
 
@@ -101,7 +106,7 @@ class MixUp(_Mixing):
         """Mix with a given lam and pairing perm (B,): sample i meets sample perm[i]."""
         _check_batch(x, y, self.num_classes)
         lam = real(lam, "lam", 0.0, 1.0)
-        perm = perm.to(x.device)
+        perm = decisions_to(perm, x.device)  # Pinned, non_blocking: no wait for the GPU.
         t = _soft(y.to(x.device), self.num_classes, x.dtype)  # (B, C)
         x_mixed = lam * x + (1.0 - lam) * x[perm]  # (B, 3, H, W)
         return x_mixed, lam * t + (1.0 - lam) * t[perm]
@@ -136,7 +141,7 @@ class CutMix(_Mixing):
         _check_batch(x, y, self.num_classes)
         lam = real(lam, "lam", 0.0, 1.0)
         x1, y1, x2, y2 = box
-        perm = perm.to(x.device)
+        perm = decisions_to(perm, x.device)  # Pinned, non_blocking: no wait for the GPU.
         x_mixed = x.clone()  # (B, 3, H, W)
         x_mixed[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]  # The pasted box.
         t = _soft(y.to(x.device), self.num_classes, x.dtype)  # (B, C)

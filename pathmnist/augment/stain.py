@@ -132,6 +132,34 @@ def _percentile(values, counts, q):
     return values.gather(1, index[:, None])[:, 0]  # (B,)
 
 
+def _top_eigenvectors(cov):
+    """The eigenvectors of the two largest eigenvalues of symmetric cov (B, 3, 3), as
+    (B, 3, 2) in ascending order. On a GPU, eigh checks its solver's status on the host,
+    a hidden synchronisation; so the small (B, 3, 3) matrices go to the host explicitly,
+    once per batch (the one wait for the GPU that Macenko normalisation makes), are
+    decomposed there, and return through pinned memory without a second wait."""
+    if cov.device.type == "cpu":
+        return torch.linalg.eigh(cov).eigenvectors[:, :, 1:]
+    eigvecs = torch.linalg.eigh(cov.cpu()).eigenvectors[:, :, 1:].contiguous()
+    return decisions_to(eigvecs, cov.device)
+
+
+def _pinv_2x2(r):
+    """torch.linalg.pinv of the (B, 2, 2) matrices r = [[cos a1, cos a2], [sin a1, sin a2]]
+    in closed form: the inverse, (1 / sin(a2 - a1)) [[sin a2, -cos a2], [-sin a1, cos a1]];
+    where pinv of the (3, 2) stains would cut the smaller singular value (ratio to the
+    larger at most 3 eps, its rtol), the rank-1 pseudo-inverse r^T / ||r||_F^2 (all tissue
+    pixels at one angle, a flat image)."""
+    det = r[:, 0, 0] * r[:, 1, 1] - r[:, 1, 0] * r[:, 0, 1]  # (B,): sin(a2 - a1)
+    cos_d = (r[:, :, 0] * r[:, :, 1]).sum(dim=1).abs()  # (B,): |cos(a2 - a1)|
+    # Singular values of r: sqrt(1 + |cos d|) and |sin d| / sqrt(1 + |cos d|).
+    rank1 = det.abs() <= 3 * torch.finfo(r.dtype).eps * (1 + cos_d)
+    adj = torch.stack([torch.stack([r[:, 1, 1], -r[:, 0, 1]], 1),
+                       torch.stack([-r[:, 1, 0], r[:, 0, 0]], 1)], 1)  # fmt: skip
+    inverse = adj / torch.where(rank1, 1.0, det)[:, None, None]
+    return torch.where(rank1[:, None, None], r.transpose(1, 2) / 2, inverse)  # ||r||_F^2 = 2
+
+
 def _macenko(od, alpha, beta):
     """Stains (B, 3, 2), concentrations (B, 2, P), their 99th percentiles (B, 2) and
     whether the image has enough tissue (B,), for optical densities od (B, P, 3)."""
@@ -145,7 +173,7 @@ def _macenko(od, alpha, beta):
     cov = centred.transpose(1, 2) @ centred / (n - 1).clamp(min=1)[:, None, None]  # (B, 3, 3)
     eye = torch.eye(3, dtype=od.dtype, device=od.device)
     cov = torch.where(ok[:, None, None], cov, eye)  # Blank images: any finite matrix will do.
-    eigvecs = torch.linalg.eigh(cov).eigenvectors[:, :, 1:]  # (B, 3, 2), ascending eigenvalues
+    eigvecs = _top_eigenvectors(cov)  # (B, 3, 2)
     # torchstain keeps LAPACK's signs. The stains do not depend on them while the tissue's
     # projections on the top eigenvector share one sign; fixing that sign makes CPU and
     # CUDA (whose solvers may pick other signs) agree elsewhere too.
@@ -156,10 +184,14 @@ def _macenko(od, alpha, beta):
     phi = phi.sort(dim=1).values  # (B, P): tissue angles first.
     angles = torch.stack([_percentile(phi, n, alpha), _percentile(phi, n, 100 - alpha)], 1)
     angles = torch.where(ok[:, None], angles, 0.0)  # (B, 2), finite: pinv refuses inf.
-    v = eigvecs @ torch.stack([angles.cos(), angles.sin()], dim=1)  # (B, 3, 2): vMin, vMax
+    rot = torch.stack([angles.cos(), angles.sin()], dim=1)  # (B, 2, 2): in-plane directions
+    v = eigvecs @ rot  # (B, 3, 2): vMin, vMax
     h_first = (v[:, 0, 0] > v[:, 0, 1])[:, None, None]
     stains = torch.where(h_first, v, v.flip(2))  # (B, 3, 2): haematoxylin, eosin
-    conc = torch.linalg.pinv(stains) @ od.transpose(1, 2)  # (B, 2, P), least squares
+    rot = torch.where(h_first, rot, rot.flip(2))  # stains = eigvecs @ rot
+    # Least squares, pinv(stains) @ od: eigvecs has orthonormal columns, so pinv(stains) =
+    # pinv(rot) @ eigvecs^T, and rot is 2x2 (see _pinv_2x2): no SVD, no host sync.
+    conc = _pinv_2x2(rot) @ eigvecs.transpose(1, 2) @ od.transpose(1, 2)  # (B, 2, P)
     k = 1 + round(0.01 * 99 * (p - 1))
     max_conc = conc.kthvalue(k, dim=2).values  # (B, 2)
     return stains, conc, max_conc, ok & (max_conc > 0).all(dim=1)
@@ -204,8 +236,10 @@ class MacenkoNormalize:
     normalize(stains=False) does, but float in [0, 1] in and out, without rounding.
 
     Each image's stains are estimated on that image; all steps are batched (eigh, sort,
-    pinv over the batch). An image with fewer than MIN_TISSUE tissue pixels (a blank or
-    background patch: nothing to estimate stains from) is returned unchanged.
+    least squares over the batch). On a GPU the (B, 3, 3) covariances are decomposed on
+    the host: one explicit synchronisation per batch (see _top_eigenvectors). An image
+    with fewer than MIN_TISSUE tissue pixels (a blank or background patch: nothing to
+    estimate stains from) is returned unchanged.
     """
 
     def __init__(self, target_stains, target_max_conc, Io=240, alpha=1, beta=0.15):

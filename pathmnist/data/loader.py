@@ -4,8 +4,11 @@ The split stays uint8 (N, H, W, 3), a quarter of a float32 copy. On a GPU it liv
 memory when it fits (`torch.cuda.mem_get_info`, leaving HEADROOM for the model, its
 activations and the optimizer), so a batch is one `index_select` on the device; otherwise
 it stays in host memory and each batch is gathered into pinned (page-locked) memory and
-copied with `non_blocking=True`, which lets the copy overlap the GPU's work on the
-previous batch. On the CPU the split is used where it lies (a memory-mapped file too).
+copied with `non_blocking=True`. That copy is queued on the current CUDA stream, behind the
+previous batch's kernels, so the copy itself does not overlap compute (that would take a
+side stream); what overlaps is the host's work: the Python loop returns at once and gathers
+the next batch while the GPU still computes. On the CPU the split is used where it lies
+(a memory-mapped file too).
 
 Each epoch draws a permutation from a CPU generator seeded with seed * 1_000_003 + epoch,
 slices it into batches and hands each batch and the same generator to `transform`, so
@@ -21,6 +24,7 @@ import warnings
 import torch
 
 from pathmnist import checks
+from pathmnist.device import decisions_to
 
 # Bytes of GPU memory left free for everything but the split: ResNet-18's weights, Adam's
 # two moments, gradients (4 x 45 MB) and a batch's activations fit in well under 2 GiB.
@@ -28,11 +32,15 @@ HEADROOM = 2 << 30
 
 
 def fits_on_device(nbytes: int, device: torch.device) -> bool:
-    """True when `nbytes` more fit in the GPU's free memory with HEADROOM to spare."""
+    """True when `nbytes` more fit in the GPU's free memory with HEADROOM to spare. Free
+    memory counts what the driver has free plus what PyTorch's caching allocator holds
+    but does not use (reserved - allocated), which it hands out again before asking the
+    driver: after an earlier run in the same process, that cache can be most of the GPU."""
     if device.type != "cuda":
         return True
     free, _ = torch.cuda.mem_get_info(device)
-    return nbytes + HEADROOM <= free
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return nbytes + HEADROOM <= free + cached
 
 
 class BatchLoader:
@@ -82,7 +90,8 @@ class BatchLoader:
 
         Two pinned buffers take turns, each with a CUDA event recorded after its copy: the
         gather of batch i+1 waits only until batch i-1's copy out of the same buffer has
-        ended, never for the GPU's compute, so copies overlap the training step."""
+        ended. The copies run on the current stream, in order with the compute, so the
+        host's gather overlaps the GPU's work, not the copy itself."""
         n = len(idx)
         if self._pinned is None:
             shape = (self.batch_size, *self.images.shape[1:])
@@ -110,8 +119,8 @@ class BatchLoader:
         self.generator.manual_seed(self.seed * 1_000_003 + self.epoch)
         generator = self.generator
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        if self.on_device:
-            order = order.to(self.device)
+        if self.on_device:  # From pinned memory, non_blocking: no wait for the GPU.
+            order = decisions_to(order, self.device)
         for start in range(0, len(self) * b, b):
             idx = order[start : start + b]
             if self.on_device:

@@ -32,12 +32,38 @@ from pathmnist.files import atomic_path
 FORMAT = "pathmnist-checkpoint-2"  # Bumped when the layout of the dict changes.
 
 
+def _to_host(obj, copied: list):
+    """`obj` with every tensor on the host: GPU tensors start an asynchronous copy (into
+    pinned memory) and are listed in `copied`, so one synchronisation waits for them all;
+    host tensors are used as they are (no copy)."""
+    if isinstance(obj, torch.Tensor):
+        if obj.device.type == "cpu":
+            return obj.detach()
+        copied.append(obj.device)
+        return obj.detach().to("cpu", non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: _to_host(v, copied) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_host(v, copied) for v in obj)
+    return obj
+
+
+def to_host(obj):
+    """`obj` (dicts, lists, tuples of tensors and plain values) with every tensor in host
+    memory, each GPU tensor copied once, and a single wait for all the copies."""
+    copied = []
+    out = _to_host(obj, copied)
+    for device in set(copied):
+        torch.cuda.synchronize(device)  # The copies are asynchronous: wait before reading.
+    return out
+
+
 def _digest(obj, h) -> None:
     """Feed `obj` into the hash `h` in a fixed order: tensors by dtype, shape and bytes."""
     if isinstance(obj, torch.Tensor):
-        t = obj.detach().cpu().contiguous()
+        t = obj.detach().cpu().contiguous()  # No copy for the host tensors `save` passes.
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")  # No copy.
     elif isinstance(obj, dict):
         h.update(b"D%d" % len(obj))
         for k in sorted(obj, key=repr):
@@ -59,9 +85,11 @@ def checksum(payload: dict) -> str:
 
 
 def save(payload: dict, path) -> Path:
-    """Write `payload` (plus the FORMAT tag and its checksum) with torch.save, atomically."""
+    """Write `payload` (plus the FORMAT tag and its checksum) with torch.save, atomically.
+    Each tensor is copied to the host once (`to_host`): the checksum and torch.save both
+    read that copy."""
     path = Path(path)
-    payload = {"format": FORMAT, **payload}
+    payload = {"format": FORMAT, **to_host(payload)}
     payload["sha256"] = checksum(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

@@ -23,7 +23,7 @@ from pathmnist.augment.transforms import build_transforms
 from pathmnist.config import MONITORS, TrainConfig, seed_everything
 from pathmnist.data.dataset import ImageSet
 from pathmnist.data.loader import BatchLoader
-from pathmnist.device import configure_backends, resolve_device, resolve_precision
+from pathmnist.device import configure_backends, memory_format, resolve_device, resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
 from pathmnist.model import losses, pretrained
@@ -54,6 +54,7 @@ def fit(
     quiet: bool = False,
     overwrite: bool = False,
     on_epoch=None,
+    timers=None,
 ) -> History:
     """Train `config` on `train`, validate on `val` after every epoch, write the run files
     into `out_dir`, and return the History with the best weights restored.
@@ -66,6 +67,9 @@ def fit(
 
     `on_epoch(row)`, if given, is called with each epoch's history row once the epoch is
     saved; a tuner reports the row there and may end the run by raising (Optuna's pruning).
+    `timers` (a `loop.Timers`, opt-in) sums the seconds of each epoch and of its forward,
+    backward and optimizer work ("epoch", "compute"), so a benchmark can tell what else an
+    epoch costs.
     """
     config.validate()
     check_splits(train, val)
@@ -75,10 +79,12 @@ def fit(
     precision = resolve_precision(config.precision, device)
     with rundir.lock(out_dir) as out:
         info, saved = prepare(config, train, val, out, resume, overwrite)
-        return _train(config, train, val, out, info, saved, device, precision, quiet, on_epoch)
+        return _train(
+            config, train, val, out, info, saved, device, precision, quiet, on_epoch, timers
+        )
 
 
-def _train(config, train, val, out_dir, info, saved, device, precision, quiet, on_epoch):
+def _train(config, train, val, out_dir, info, saved, device, precision, quiet, on_epoch, timers):
     train_tf, eval_tf = build_transforms(
         info["mean"],
         info["std"],
@@ -91,9 +97,10 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
     seed_everything(config.seed)  # Same seed, same initial weights.
     weights = None if saved else config.weights  # A resumed run restores its own weights.
     model = build(config.arch, weights, num_classes=train.num_classes, stem=config.stem)
-    model = model.to(device)
-    if precision == "bf16":  # NHWC weights: the layout bf16 convolution kernels want.
-        model = model.to(memory_format=torch.channels_last)
+    # NHWC (channels_last) weights for bf16, the layout its convolution kernels want; NCHW
+    # for fp32. A resume may change the precision: resume.restore matches the optimizer's
+    # state to the parameters' layout.
+    model = model.to(device).to(memory_format=memory_format(precision))
     optimizer = build_optimizer(config, model)
     scheduler = StepLR(optimizer, config.step_size, config.gamma)
     stopper = EarlyStopping(
@@ -128,6 +135,8 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
         val_loader = BatchLoader(
             val, loop.EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf, device=device
         )
+    # Only when asked: a learner's own train_one_epoch (docs/exercises) need not take timers.
+    timed = {"timers": timers} if timers is not None else {}
     for epoch in todo:
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loader.set_epoch(epoch)  # (seed, epoch) fixes this epoch's order and draws.
@@ -142,11 +151,11 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
             disable=True if quiet else None,
         ) as bar:
             train_loss, train_acc = loop.train_one_epoch(
-                model, train_loader, optimizer, precision, bar, loss_fn, mix, features
+                model, train_loader, optimizer, precision, bar, loss_fn, mix, features, **timed
             )
         if not math.isfinite(train_loss):
             raise _diverged("training", train_loss, epoch, lr, rows)
-        ev = loop.evaluate(model, val_loader, precision, tta=config.tta, features=features)
+        ev = loop.evaluate(model, val_loader, precision, tta=config.tta, features=features, **timed)
         if not math.isfinite(ev.loss):
             raise _diverged("validation", ev.loss, epoch, lr, rows)
         rows.append(
@@ -166,6 +175,10 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
         scheduler.step()  # Once per epoch, after it: sets the next epoch's lr.
         stopped = stopper.step(rows[-1][config.monitor], model)  # Copies the best weights.
         resume.save_epoch(out_dir, info, model, optimizer, scheduler, stopper, rows, stopped)
+        if timers is not None:
+            timers.seconds["epoch"] = timers.seconds.get("epoch", 0.0) + (
+                time.perf_counter() - start
+            )
         if not quiet:  # One line per epoch, printed above the progress bar.
             tqdm.write(format_epoch(rows[-1], config.epochs, stopper.best_epoch == epoch))
         if on_epoch is not None:

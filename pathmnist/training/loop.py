@@ -11,11 +11,20 @@ augmentation each image's probabilities are the mean softmax over its 8 dihedral
 Every place that computes a run's predictions (validation, final evaluation of either
 model, calibration) goes through `evaluate`, so TTA is applied the same way everywhere.
 
+Under --compile a new batch size would compile a new graph, and every split ends with a
+smaller batch: training marks the batch dimension dynamic (one graph serves every size;
+padding would change BatchNorm's batch statistics, and dropping the last batch would
+change which images an epoch sees), evaluation pads its last batch to the full size
+(exact in eval mode) and keeps a static graph. A run compiles two graphs, train and eval.
+
 Tested in tests/test_loop.py: the loss falls, evaluate's probabilities equal torch's
-softmax, TTA equals an explicit loop over the 8 views.
+softmax, TTA equals an explicit loop over the 8 views, a padded last batch gives the
+same logits, and a compiled run makes two graphs however its splits end.
 """
 
+import contextlib
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +34,7 @@ import torch.nn.functional as F
 from pathmnist.augment import dihedral
 from pathmnist.config import TrainConfig
 from pathmnist.data.loader import BatchLoader
-from pathmnist.device import resolve_device, resolve_precision
+from pathmnist.device import memory_format, resolve_device, resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import metrics
 
@@ -38,11 +47,56 @@ PROGRESS_EVERY = 10  # Batches between progress-bar numbers: each costs a GPU sy
 def forward(model, x, precision, features=None):
     """Logits in float32: the features under bf16 autocast (channels_last) if asked, the
     classifier `fc` outside autocast in float32. `features` replaces `model.features` (fit
-    passes the compiled one under --compile; the weights are the same tensors)."""
+    passes the compiled one under --compile; the weights are the same tensors).
+
+    The batch is put in the weights' memory format first (`device.memory_format`: NCHW
+    in fp32, channels_last in bf16): one conversion per batch, where a batch in the other
+    layout would make every convolution convert its input and its gradient."""
     features = features or model.features
+    x = x.contiguous(memory_format=memory_format(precision))  # No copy when it already is.
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         f = features(x)  # (B, 512), bfloat16 under autocast
     return model.fc(f.float())  # (B, C) float32
+
+
+class Timers:
+    """Opt-in wall-clock seconds of a run's named sections, summed: `with timers("compute"):`
+    around forward, loss, backward and the optimizer step (and the evaluation forward),
+    `with timers("epoch"):` around each epoch in `fit`. On a GPU each section starts and
+    ends with a synchronisation, so that it measures the work and not its queueing; that
+    costs speed, hence opt-in (benchmarks/run.py turns it on). `seconds`: {name: s}."""
+
+    def __init__(self, device="cpu"):
+        self.seconds = {}
+        self._cuda = torch.device(device).type == "cuda"
+
+    @contextlib.contextmanager
+    def __call__(self, name):
+        if self._cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._cuda:
+                torch.cuda.synchronize()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def _untimed(name):
+    return contextlib.nullcontext()
+
+
+def _padded(model, x, precision, features, full):
+    """forward() on a batch padded to `full` rows (copies of its last image), then cut
+    back: under --compile the last, smaller batch of a split reuses the graph of the full
+    batches instead of compiling another one. Exact in eval mode, where each row's logits
+    depend on that row alone (BatchNorm uses its running statistics)."""
+    n = x.shape[0]
+    if full is None or n >= full:
+        return forward(model, x, precision, features)
+    pad = x[-1:].expand(full - n, *x.shape[1:])
+    return forward(model, torch.cat([x, pad]), precision, features)[:n]  # (n, C)
 
 
 def train_one_epoch(
@@ -54,13 +108,15 @@ def train_one_epoch(
     loss_fn=None,
     mix=None,
     features=None,
+    timers=None,
 ):
     """One pass over `loader`, one optimizer step per batch; returns (mean loss, accuracy)
     over the samples seen. `progress` (a tqdm bar or None) advances once per batch.
     `loss_fn(logits, target)` defaults to cross-entropy; `mix(x, y, generator)` (MixUp or
     CutMix) turns labels into soft targets, and accuracy then counts the argmax of the
-    target."""
+    target. `timers` (a `Timers`, or None) times the "compute" section."""
     loss_fn = loss_fn or F.cross_entropy
+    section = timers or _untimed
     model.train()  # BatchNorm normalises with batch statistics and updates running ones.
     # Sums stay device tensors: reading them (.item(), float()) would wait for the GPU.
     loss_sum = torch.zeros((), dtype=torch.float64, device=loader.device)
@@ -72,11 +128,15 @@ def train_one_epoch(
         if mix is not None:  # Soft targets (B, C); "correct" then means the larger share.
             x, target = mix(x, y, loader.generator)
             y = target.argmax(1)
-        optimizer.zero_grad(set_to_none=True)  # .grad accumulates unless cleared.
-        logits = forward(model, x, precision, features)  # (B, C)
-        loss = loss_fn(logits, target)  # Scalar: mean loss of the batch.
-        loss.backward()  # d loss / d parameter, into each .grad
-        optimizer.step()  # One Adam or SGD update from those gradients.
+        x = x.contiguous(memory_format=memory_format(precision))  # As forward() would.
+        if features is not None:  # Compiled: one graph for every batch size (docstring).
+            torch._dynamo.maybe_mark_dynamic(x, 0)
+        with section("compute"):
+            optimizer.zero_grad(set_to_none=True)  # .grad accumulates unless cleared.
+            logits = forward(model, x, precision, features)  # (B, C)
+            loss = loss_fn(logits, target)  # Scalar: mean loss of the batch.
+            loss.backward()  # d loss / d parameter, into each .grad
+            optimizer.step()  # One Adam or SGD update from those gradients.
         loss_sum += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
@@ -106,22 +166,27 @@ class Evaluation:
     logits: np.ndarray | None = None
 
 
-def evaluate(model, loader, precision="fp32", tta=False, features=None) -> Evaluation:
+def evaluate(model, loader, precision="fp32", tta=False, features=None, timers=None) -> Evaluation:
     """Mean loss, accuracy and macro AUC over `loader`, in eval mode without gradients.
     With `tta`, each image's probabilities are the mean softmax over its 8 dihedral views
-    (and the loss is the NLL of that mean)."""
+    (and the loss is the NLL of that mean). `timers` times the forward as "compute"."""
+    section = timers or _untimed
     was_training = model.training
+    full = getattr(loader, "batch_size", None) if features is not None else None
     model.eval()  # BatchNorm uses its running statistics: one answer per image.
     logits_, probs, labels, loss_sum = [], [], [], 0.0  # On the device until the end: no sync.
     with torch.no_grad():  # No graph is recorded: less memory and time.
         for x, y in loader:
             if tta:  # The mean of 8 softmaxes; its NLL is the loss.
                 views = dihedral.views(x)
-                p = sum(forward(model, v, precision, features).softmax(dim=1) for v in views) / 8
+                with section("compute"):
+                    p = sum(_padded(model, v, precision, features, full).softmax(1) for v in views)
+                p = p / 8
                 logits = p.clamp_min(1e-30).log()  # softmax(log p) = p: logits of the mean.
                 nll = F.nll_loss(logits, y, reduction="sum")
             else:
-                logits = forward(model, x, precision, features)  # (B, C) float32
+                with section("compute"):
+                    logits = _padded(model, x, precision, features, full)  # (B, C) float32
                 p, nll = logits.softmax(dim=1), F.cross_entropy(logits, y, reduction="sum")
             loss_sum = loss_sum + nll.double()
             logits_.append(logits)

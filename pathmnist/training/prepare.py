@@ -23,8 +23,8 @@ from pathmnist.training.resume import load_last
 
 
 def build_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
-    """Adam(lr, weight_decay) or SGD(lr, momentum, weight_decay), as the seed. On CUDA the
-    fused kernels update every parameter in one launch instead of several per tensor."""
+    """Adam(lr, weight_decay) or SGD(lr, momentum, weight_decay), as the seed. On CUDA and
+    the CPU the fused kernels update each parameter in one pass instead of several."""
     device = next(model.parameters()).device
     c, fused = config, (True if fused_available(device) else None)
     if c.optimizer == "sgd":

@@ -7,11 +7,14 @@ continue the same experiment: the same config (but `config.RESUME_MAY_CHANGE`) a
 same data.
 
 Tested in tests/test_resume.py and tests/test_fit.py (resume refusals, a kill between
-the two writes repaired, resume bit-identical to an uninterrupted run).
+the two writes repaired, resume bit-identical to an uninterrupted run, the optimizer state
+in its parameters' layout after a resume with another precision).
 """
 
 import copy
 from pathlib import Path
+
+import torch
 
 from pathmnist.config import RESUME_MAY_CHANGE, TrainConfig
 from pathmnist.errors import PathMNISTError
@@ -68,8 +71,13 @@ def save_epoch(out_dir, info: dict, model, optimizer, scheduler, stopper, rows, 
     epoch lost."""
     out_dir = Path(out_dir)
     epoch = rows[-1]["epoch"]
-    early = stopper.state_dict()
-    early["best_weights"] = None  # They are best.pt's model: `restore` reads them from there.
+    # The best weights are best.pt's model (`restore` reads them from there): take the
+    # stopper's state without them, rather than cloning them only to drop them.
+    best_weights, stopper.best_weights = stopper.best_weights, None
+    try:
+        early = stopper.state_dict()
+    finally:
+        stopper.best_weights = best_weights
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),  # Adam's moments (or SGD's momentum buffers).
@@ -80,9 +88,11 @@ def save_epoch(out_dir, info: dict, model, optimizer, scheduler, stopper, rows, 
         "stopped_early": stopped,
         "epoch": epoch,
     }
+    state = checkpoints.to_host(state)  # Each tensor to the host once, for both files.
     checkpoints.save({**info, **state}, out_dir / "last.pt")
     if stopper.best_epoch == epoch:  # Model, config and normalisation: load_checkpoint's needs.
-        checkpoints.save({**info, "model": model.state_dict(), "epoch": epoch}, out_dir / "best.pt")
+        best = {**info, "model": state["model"], "epoch": epoch}
+        checkpoints.save(best, out_dir / "best.pt")
     History(rows).to_csv(out_dir / "history.csv")
 
 
@@ -105,12 +115,29 @@ def _best_weights(out_dir: Path, saved: dict, best_epoch: int) -> dict:
     return best["model"]
 
 
+def _match_parameter_layout(optimizer) -> None:
+    """Give every state tensor shaped like its parameter (Adam's exp_avg, exp_avg_sq; SGD's
+    momentum_buffer) the parameter's strides. The model is channels_last in bf16 and NCHW
+    in fp32 (`device.memory_format`), and a resume may change the precision: the saved
+    state keeps the old layout (e.g. exp_avg (27, 1, 9, 3) beside a weight (27, 9, 3, 1)),
+    which CUDA's fused optimizers refuse. `empty_like` keeps the parameter's strides."""
+    for p, state in optimizer.state.items():
+        for key, value in state.items():
+            if (
+                isinstance(value, torch.Tensor)
+                and value.shape == p.shape
+                and value.stride() != p.stride()
+            ):
+                state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def restore(out_dir, saved: dict, model, optimizer, scheduler, stopper):
     """Load last.pt's states (and best.pt's weights) into fresh objects; return its
     (rows, stopped_early)."""
     try:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        _match_parameter_layout(optimizer)
         scheduler.load_state_dict(saved["scheduler"])
         stopper.load_state_dict(saved["early_stopping"])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
