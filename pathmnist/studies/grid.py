@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 
 from pathmnist import checks
-from pathmnist.config import TrainConfig
+from pathmnist.config import TrainConfig, check_seeds
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import stats
 from pathmnist.studies.folder import open_study, trial_key
@@ -111,6 +111,7 @@ def grid_search(
     base = (base or TrainConfig()).validate()
     trials = expand(space)
     repeats = checks.whole(repeats, "repeats", 1)
+    check_seeds(base.seed, repeats)  # Every trial's last seed, before the folder exists.
     epochs = checks.whole(epochs, "epochs", 1)  # Before search.json is written, not per trial.
     key = {"strategy": "grid", "space": trials, "epochs": epochs, "repeats": repeats}
     with rundir.lock(out_dir):
