@@ -45,6 +45,7 @@ from pathmnist.augment.stain import HEDJitter
 from pathmnist.config import TrainConfig, parse_augment
 from pathmnist.data import dataset as data
 from pathmnist.errors import PathMNISTError
+from pathmnist.files import LOCK
 from pathmnist.studies import folder, grid
 from pathmnist.training import checkpoints, inference, rundir
 from pathmnist.training.fit import fit
@@ -479,7 +480,7 @@ def argv_of(ws, entry, flags) -> list[str]:
 
 def snapshot(folder) -> dict:
     """Every file under `folder` (lock files aside) with the SHA-256 of its bytes."""
-    files = (p for p in Path(folder).rglob("*") if p.is_file() and p.name != rundir.LOCK)
+    files = (p for p in Path(folder).rglob("*") if p.is_file() and p.name != LOCK)
     digests = {}
     for p in sorted(files):
         with p.open("rb") as f:
