@@ -43,11 +43,13 @@ import pytest
 import torch
 from conftest import write_medmnist_npz
 
-from pathmnist.augment.stain import HEDJitter
+from pathmnist.augment.stain import HEDJitter, fit_macenko, hed_to_rgb, rgb_to_hed
 from pathmnist.config import TrainConfig, check_seeds, parse_augment
 from pathmnist.data import dataset as data
+from pathmnist.device import resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import LOCK
+from pathmnist.model.resnet import resnet18
 from pathmnist.studies import folder, grid
 from pathmnist.training import checkpoints, inference, rundir
 from pathmnist.training.fit import fit
@@ -713,6 +715,27 @@ CASES = [
         lambda ws: data.ImageSet(np.zeros((2, 4, 4, 3), np.uint8), [0.5, 1.0], ("a", "b")),
         "not integers"),
 
+    row("lib-rgb-to-hed-0..255-floats", "lib",
+        lambda ws: rgb_to_hed(torch.full((1, 3, 4, 4), 200.0)), "values in \\[200, 200\\]"),
+    row("lib-rgb-to-hed-nan", "lib",
+        lambda ws: rgb_to_hed(torch.full((1, 3, 4, 4), float("nan"))), "NaN"),
+    row("lib-hed-to-rgb-nan", "lib",
+        lambda ws: hed_to_rgb(torch.full((1, 3, 4, 4), float("nan"))), "NaN"),
+    row("lib-fit-macenko-0..255-floats", "lib",
+        lambda ws: fit_macenko(torch.full((1, 3, 8, 8), 120.0)), "divide 0..255 images"),
+    row("lib-resnet-uint8-batch", "lib",
+        lambda ws: resnet18()(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)),
+        "ResNet got a torch.uint8 batch"),
+    row("lib-precision-unknown-device", "lib", lambda ws: resolve_precision("auto", "tpu"),
+        "unknown device 'tpu'"),
+    row("synthetic-n-train-below-classes", "synthetic", "--out {tmp}/lab.npz --n-train 4",
+        "9 classes"),
+    row("synthetic-size-2048", "synthetic", "--out {tmp}/lab.npz --size 2048", "above 1024"),
+    row("synthetic-n-train-word", "synthetic", "--out {tmp}/lab.npz --n-train many",
+        "invalid int value"),
+    row("synthetic-unknown-flag", "synthetic", "--out {tmp}/lab.npz --colour red",
+        "unrecognized arguments"),
+    row("synthetic-out-empty", "synthetic", "--out ''", "--out is empty"),
 ]
 # fmt: on
 

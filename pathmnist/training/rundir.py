@@ -217,8 +217,8 @@ def check_start(out, resume: bool, overwrite: bool, resume_file=None, kind=None)
             )
     elif holds_run(out) and not overwrite:
         raise PathMNISTError(
-            f"{out} already holds a run of {found or kind}; pass --resume to continue it, --overwrite "
-            "to replace it (its files are deleted), or choose another --out."
+            f"{out} already holds a run of {found or kind}; pass --resume to continue it, "
+            "--overwrite to replace it (its files are deleted), or choose another --out."
         )
     return out
 
