@@ -195,11 +195,10 @@ def check_start(out, resume: bool, overwrite: bool, resume_file=None, kind=None)
     resume_file = resume_file or RESUME_FILES[KINDS[kind]]
     if resume and overwrite:
         raise PathMNISTError("--resume and --overwrite contradict each other; pass one of them.")
+    nothing = f"there is nothing to resume in {out} (no {resume_file}); drop --resume to start"
     if not out.is_dir():
         if resume:
-            raise PathMNISTError(
-                f"there is nothing to resume: {out} does not exist; drop --resume."
-            )
+            raise PathMNISTError(f"{nothing} a new run.")
         return out
     never = "choose another --out (--overwrite never removes another run)"
     mark, family = read_mark(out), _family_of(out, kind)
@@ -211,10 +210,7 @@ def check_start(out, resume: bool, overwrite: bool, resume_file=None, kind=None)
         raise PathMNISTError(f"{out} holds another run in {others[0]}; {never}.")
     if resume:
         if not (out / resume_file).exists() and not unstarted(out):
-            raise PathMNISTError(
-                f"there is nothing to resume in {out} (no {resume_file}); drop --resume to "
-                "start a new run."
-            )
+            raise PathMNISTError(f"{nothing} a new run.")
     elif holds_run(out) and not overwrite:
         raise PathMNISTError(
             f"{out} already holds a run of {found or kind}; pass --resume to continue it, "
