@@ -245,8 +245,8 @@ def test_build_mix_picks_what_the_config_asks_for():
 
 def test_fit_writes_the_run_directory(splits, tiny, tmp_path):
     """history.csv (the contract's columns), config.json, last.pt and best.pt (and the
-    run mark: its kind and id; the lock file is gone); no temporary files; load_checkpoint rebuilds the returned (best) model
-    and its eval transform."""
+    run mark, its kind and id; the lock file is gone); no temporary files; load_checkpoint
+    rebuilds the returned (best) model and its eval transform."""
     train, val = splits
     history = fit(config(epochs=2), train, val, tmp_path, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
