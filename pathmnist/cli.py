@@ -249,7 +249,7 @@ def run(main) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         if rundir.STARTED:
-            how = "rerun the same command with --resume to continue"
+            how = "rerun the same command with --resume (not --overwrite) to continue"
         else:
             how = "nothing was written yet; rerun the same command"
         print(f"\ninterrupted: {how}.", file=sys.stderr)

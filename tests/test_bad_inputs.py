@@ -619,6 +619,12 @@ CASES = [
     # 4. Identity: a checkpoint or config.json of another run is refused on --resume.
     row("01-resume-best-of-another-run", "01", RESUME_01, "best.pt belongs to another run",
         earlier="01", setup=rewrite_checkpoint("best.pt", run="another-run")),
+    row("01-resume-last-of-another-run", "01", RESUME_01, "last.pt belongs to another run",
+        earlier="01", setup=rewrite_checkpoint("last.pt", run="another-run")),
+    row("01-resume-unmarked-best-and-last-disagree", "01", RESUME_01,
+        "best.pt belongs to another run", earlier="01",
+        setup=lambda ws: (rewrite_checkpoint("best.pt", run="another-run")(ws),
+                          (ws.out / rundir.MARK).unlink())),
     row("01-resume-config-of-another-run", "01", RESUME_01, "config.json belongs to another",
         earlier="01", setup=edit_json("config.json", run="another-run")),
     row("01-resume-mark-of-03", "01", RESUME_01, "holds a run of 03_final_evaluation",

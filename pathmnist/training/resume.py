@@ -70,6 +70,7 @@ def check_identity(out_dir, saved: dict) -> None:
         found["best.pt"] = checkpoints.load(out_dir / "best.pt", "train in a new folder").get("run")
     with contextlib.suppress(OSError, ValueError, AttributeError):
         found["config.json"] = json.loads((out_dir / "config.json").read_text()).get("run")
+    expected = expected or found["last.pt"]  # A folder marked before ids: last.pt's own.
     for name, run in found.items():
         if run is not None and expected is not None and run != expected:
             raise PathMNISTError(
