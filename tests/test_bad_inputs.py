@@ -50,7 +50,7 @@ from pathmnist.device import resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import LOCK
 from pathmnist.model.resnet import resnet18
-from pathmnist.studies import folder, grid
+from pathmnist.studies import folder, grid, halving
 from pathmnist.training import checkpoints, inference, rundir
 from pathmnist.training.fit import fit
 from pathmnist.training.history import History
@@ -674,6 +674,15 @@ CASES = [
     row("02-cutmix-1e9", "02", "--cutmix 1e9", "cutmix=1000000000.0"),
     row("01-epochs-1e9", "01", "--epochs 1000000000", "epochs=1000000000"),
     row("03-batch-size-1e9", "03", "--batch-size 1000000000", "batch_size=1000000000"),
+    row("02-epochs-1e9", "02", "--epochs 1000000000", "epochs=1000000000"),
+    row("02-halving-epochs-past-the-limit", "02",
+        "--strategy halving --epochs 200000 --max-epochs 900000", "epochs=200000"),
+    row("lib-grid-space-bad-lr", "lib",
+        lambda ws: grid.grid_search({"lr": [1e-3, -1.0]}, _split(ws), _split(ws, "val"), ws.out),
+        "lr=-1.0"),
+    row("lib-halving-space-bad-batch", "lib",
+        lambda ws: halving.halving_search({"batch_size": [0, 16]}, _split(ws), _split(ws, "val"),
+                                          ws.out), "batch_size=0"),
     row("02-seed-plus-repeats-out-of-range", "02", "--seed 4294967295 --repeats 2",
         "seeds up to 4294967296"),
     row("lib-grid-seed-plus-repeats", "lib",

@@ -281,6 +281,9 @@ def main(argv=None):
     except PathMNISTError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # The npz is written atomically: nothing half-written stays.
+        print("\ninterrupted: nothing was written; rerun the same command.", file=sys.stderr)
+        return 130
     except OSError as err:  # A full disk, no permission: one line, not a traceback.
         print(f"error: could not write {args.out} ({err.strerror}); pick another --out.",
               file=sys.stderr)  # fmt: skip

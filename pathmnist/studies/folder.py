@@ -141,6 +141,18 @@ class Search:
         return row
 
 
+def check_configs(base, trials, budgets) -> None:
+    """Validate every run the search will make (each trial at each budget) before its
+    folder exists: a bad value in the space, or a budget past TrainConfig's limits, is
+    refused now, not after search.json is written."""
+    for params in trials:
+        for epochs in budgets:
+            try:
+                dataclasses.replace(base, epochs=epochs, **params).validate()
+            except TypeError as e:  # A name that is not a field (expand checks it, too).
+                raise PathMNISTError(f"the search space does not fit TrainConfig ({e}).") from None
+
+
 def _check_rows(path, rows, key, budgets) -> None:
     """Refuse rows that are not runs of this search (a hand edit, another search's file)."""
     seeds = range(key["base"]["seed"], key["base"]["seed"] + key["repeats"])

@@ -35,7 +35,7 @@ from pathmnist import checks
 from pathmnist.checks import whole
 from pathmnist.config import TrainConfig, check_seeds
 from pathmnist.errors import PathMNISTError
-from pathmnist.studies.folder import open_study
+from pathmnist.studies.folder import check_configs, open_study
 from pathmnist.studies.grid import expand, summarize
 from pathmnist.training import rundir
 
@@ -184,6 +184,7 @@ def halving_search(
         "repeats": repeats,
     }
     schedule = halving_schedule(len(trials), eta, min_epochs, max_epochs)  # Checks them.
+    check_configs(base, trials, sorted({epochs for _, epochs in schedule}))
     with rundir.lock(out_dir):
         budgets = {epochs for _, epochs in schedule}
         search = open_study(out_dir, train, val, base, key, resume, overwrite, quiet, budgets)
