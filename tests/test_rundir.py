@@ -365,3 +365,14 @@ def test_a_damaged_mark_is_refused(tmp_path):
     (tmp_path / "run" / rundir.MARK).write_text("{not json")
     with pytest.raises(PathMNISTError, match=r"is damaged.*choose another --out"):
         rundir.check_start(tmp_path / "run", False, True, kind="01_baseline")
+
+
+def test_a_run_killed_right_after_marking_its_folder_resumes_from_the_start(tmp_path):
+    """Only MARK there (killed before config.json): unstarted, so --resume starts it again
+    (with its kind kept) instead of saying there is nothing to resume."""
+    with rundir.lock(tmp_path, "01_baseline"):
+        rundir.start(tmp_path, resume=False, overwrite=False)
+    assert rundir.holds_run(tmp_path) and rundir.unstarted(tmp_path)
+    with rundir.lock(tmp_path, "01_baseline"):
+        assert rundir.start(tmp_path, resume=True, overwrite=False) == tmp_path
+    assert files(tmp_path) == [rundir.MARK]

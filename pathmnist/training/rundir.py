@@ -220,8 +220,8 @@ def check_start(out, resume: bool, overwrite: bool, resume_file=None, kind=None)
 
 
 def unstarted(out) -> bool:
-    """True for a training run stopped before its first epoch ended: config.json and an
-    empty history.csv at most, no checkpoint. `--resume` then starts it from the beginning,
+    """True for a training run stopped before its first epoch ended: its MARK, config.json
+    and an empty history.csv at most, no checkpoint. `--resume` then starts it from the beginning,
     as Ctrl-C's message promises."""
     out = Path(out)
     if (out / "last.pt").exists() or (out / "best.pt").exists() or not out.is_dir():
@@ -230,7 +230,8 @@ def unstarted(out) -> bool:
     if history.exists() and len(history.read_text(errors="replace").splitlines()) > 1:
         return False
     names = {p.name for p in owned_paths(out) if not p.name.endswith(".tmp")}
-    return bool(names) and names <= {"config.json", "history.csv"}
+    marked = (out / MARK).exists()  # Killed between marking the folder and config.json.
+    return (bool(names) or marked) and names <= {"config.json", "history.csv"}
 
 
 def clear(out, kind=None) -> None:
