@@ -376,3 +376,18 @@ def test_a_run_killed_right_after_marking_its_folder_resumes_from_the_start(tmp_
     with rundir.lock(tmp_path, "01_baseline"):
         assert rundir.start(tmp_path, resume=True, overwrite=False) == tmp_path
     assert files(tmp_path) == [rundir.MARK]
+
+
+def test_optuna_trial_folders_are_members_of_their_search(tmp_path):
+    """A search's trials under `trial_0003/` (the optuna strategy's) are its own: --resume
+    accepts them and --overwrite removes them; a `trial_x/` run is another run."""
+    make_run(tmp_path / "run")
+    (tmp_path / "run" / "trial_0003").mkdir()
+    (tmp_path / "run" / "trial_0003" / "history.csv").write_text("x")
+    assert rundir.check_start(tmp_path / "run", True, False, "search.json")
+    rundir.start(tmp_path / "run", resume=False, overwrite=True, resume_file="search.json")
+    assert not (tmp_path / "run" / "trial_0003").exists()
+    (tmp_path / "run" / "trial_x").mkdir()
+    (tmp_path / "run" / "trial_x" / "history.csv").write_text("x")
+    with pytest.raises(PathMNISTError, match="another run in"):
+        rundir.check_start(tmp_path / "run", False, True, "search.json")

@@ -47,7 +47,7 @@ OWNED = tuple(dict.fromkeys(name for names in FAMILIES.values() for name in name
 # name them); a run anywhere else under it is another run.
 MEMBERS = {
     "train": (),
-    "search": (re.compile(r"[^/]+/epochs=\d+_seed=\d+"),),
+    "search": (re.compile(r"[^/]+/epochs=\d+_seed=\d+"), re.compile(r"trial_\d+")),  # Optuna's.
     "study": (re.compile(r"[^/]+/[^/]+/seed=\d+"),),
 }
 KINDS = {  # Kind -> family. The library's own kinds are the families' names.
