@@ -15,41 +15,44 @@ from pathlib import Path
 
 from pathmnist import cli
 from pathmnist.report import run_report, tables
+from pathmnist.training import rundir
 from pathmnist.training.fit import fit
 
 
 # %% The run
 def main(argv=None):
     args = cli.parser(__doc__.splitlines()[0]).parse_args(argv)
-    out = cli.check_run_flags(args, args.out or Path("runs/01_baseline"))
+    out = cli.check_run_flags(args, args.out or Path("runs/01_baseline"), kind="01_baseline")
     config = cli.config_from_args(args)
     splits = cli.load_data(args, splits=("train", "val"))
     train, val = splits["train"], splits["val"]
+    cli.check_training(config, train, val)  # Before the run folder exists.
     print(
         f"train {len(train):,} images, val {len(val):,}, {train.num_classes} classes, "
         f"{train.image_size}x{train.image_size}; writing to {out}"
     )
 
-    history = fit(
-        config, train, val, out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
-    )
-    evaluations = {"val": history.predictor.evaluate(val)}
+    with rundir.hold(out, "01_baseline", args.resume, args.overwrite):  # To the last byte.
+        history = fit(
+            config, train, val, out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
+        )
+        evaluations = {"val": history.predictor.evaluate(val)}
 
-    # %% The run directory: metrics, figures, report
-    run_report.write_metrics(out, evaluations)
-    figures = run_report.save_figures(
-        out, history, evaluations, train.class_names, images=train, split_images={"val": val}
-    )
-    run_report.write_report(
-        out,
-        "Lesson 1: baseline",
-        data=cli.data_description(args),
-        config=config,
-        history=history,
-        evaluations=evaluations,
-        class_names=train.class_names,
-        figures=figures,
-    )
+        # %% The run directory: metrics, figures, report
+        run_report.write_metrics(out, evaluations)
+        figures = run_report.save_figures(
+            out, history, evaluations, train.class_names, images=train, split_images={"val": val}
+        )
+        run_report.write_report(
+            out,
+            "Lesson 1: baseline",
+            data=cli.data_description(args),
+            config=config,
+            history=history,
+            evaluations=evaluations,
+            class_names=train.class_names,
+            figures=figures,
+        )
     print(tables.format_table(evaluations, history))
 
 

@@ -15,10 +15,12 @@ import dataclasses
 from pathlib import Path
 
 from pathmnist import cli
+from pathmnist.config import check_seeds
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
 from pathmnist.report import comparison_plots, optuna_report, run_report, tables
 from pathmnist.studies import folder, grid, halving, optuna_search
+from pathmnist.training import rundir
 
 
 # %% The search
@@ -38,13 +40,15 @@ def main(argv=None):
                    "as choices, or a wide continuous space (default seed)")  # fmt: skip
     o.add_argument("--budget", type=int, help="stop starting trials after this many epochs")
     args = p.parse_args(argv)
-    out = cli.check_run_flags(args, args.out or Path("runs/02_tuning"), "search.json")
+    out = cli.check_run_flags(args, args.out or Path("runs/02_tuning"), kind="02_tuning")
     args.subset = 0.2 if args.subset is None else args.subset  # the seed's 20% subset
     epochs = 3 if args.epochs is None else args.epochs  # the seed's 3; halving's first round
     args.epochs = None  # --epochs sets the trial length here, not the final training's
     base = cli.config_from_args(args)
+    check_seeds(base.seed, args.repeats)  # seed .. seed + repeats - 1, before any data.
     splits = cli.load_data(args, splits=("train", "val"))
     train, val = splits["train"], splits["val"]
+    cli.check_training(base, train, val)
     print(
         f"tuning on {len(train):,} training images ({args.subset:.0%}), {len(val):,} val, "
         f"{args.repeats} seed(s) per trial, strategy {args.strategy}; writing to {out}"
@@ -56,53 +60,55 @@ def main(argv=None):
         overwrite=args.overwrite,
         quiet=args.quiet,
     )
-    if args.strategy == "optuna":  # Trials run from --epochs to --max-epochs, pruned by eta.
-        rows, study = optuna_search.optuna_search(
-            train, val, out, args.trials, base, args.space, epochs, args.max_epochs, args.eta,
-            args.workers, args.storage, args.study, args.budget, args.resume, args.overwrite,
-            args.quiet,
-        )  # fmt: skip
-        best = optuna_report.write_outputs(
-            out, study, rows, base, args.max_epochs, len(train), "Lesson 2: tuning with Optuna"
-        )
-        print(tables.format_results(best["summary"]))
-        print(f"trials: {best['states']}; compute: {best['compute']:,} image-epochs")
-        print(f"best: {best['params']} (mean val acc {best['val_acc']:.4f}, {best['n']} trial(s))")
-        return
-    if args.strategy == "grid":
-        summary = grid.grid_search(grid.DEFAULT_SPACE, train, val, out, epochs, **common)
-        rounds = None
-    else:
-        summary, rounds = halving.halving_search(
-            grid.DEFAULT_SPACE,
-            train,
-            val,
-            out,
-            eta=args.eta,
-            min_epochs=epochs,
-            max_epochs=args.max_epochs,
-            **common,
-        )
-    if not summary:
-        raise PathMNISTError("the search finished no trial; check --epochs and --repeats.")
+    with rundir.hold(out, "02_tuning", args.resume, args.overwrite):  # To the last byte.
+        if args.strategy == "optuna":  # Trials run from --epochs to --max-epochs, pruned by eta.
+            rows, study = optuna_search.optuna_search(
+                train, val, out, args.trials, base, args.space, epochs, args.max_epochs, args.eta,
+                args.workers, args.storage, args.study, args.budget, args.resume, args.overwrite,
+                args.quiet,
+            )  # fmt: skip
+            best = optuna_report.write_outputs(
+                out, study, rows, base, args.max_epochs, len(train), "Lesson 2: tuning with Optuna"
+            )
+            print(tables.format_results(best["summary"]))
+            print(f"trials: {best['states']}; compute: {best['compute']:,} image-epochs")
+            mean = f"mean val acc {best['val_acc']:.4f}, {best['n']} trial(s)"
+            print(f"best: {best['params']} ({mean})")
+            return
+        if args.strategy == "grid":
+            summary = grid.grid_search(grid.DEFAULT_SPACE, train, val, out, epochs, **common)
+            rounds = None
+        else:
+            summary, rounds = halving.halving_search(
+                grid.DEFAULT_SPACE,
+                train,
+                val,
+                out,
+                eta=args.eta,
+                min_epochs=epochs,
+                max_epochs=args.max_epochs,
+                **common,
+            )
+        if not summary:
+            raise PathMNISTError("the search finished no trial; check --epochs and --repeats.")
 
-    # %% The best configuration, the table and the chart
-    best = summary[0]
-    write_json(out / "best_config.json", dataclasses.replace(base, **best["params"]).to_dict())
-    chart = comparison_plots.trials_bar(summary, out / "figures" / "trials.png")
-    table = tables.format_results(summary)
-    rows = folder.read_results(out / "results.csv")
-    spent = grid.compute(rows, len(train))
-    sections = [
-        f"## Results (best first)\n\n{table}",
-        f"Compute: {spent:,} image-epochs over {len(rows)} runs.",
-        f"Best: `{best['params']}` -> best_config.json",
-    ]
-    if rounds is not None:
-        sections.insert(0, tables.format_rounds(rounds))
-    run_report.write_report(
-        out, "Lesson 2: tuning", config=base, figures={"Trials": chart}, sections=sections
-    )
+        # %% The best configuration, the table and the chart
+        best = summary[0]
+        write_json(out / "best_config.json", dataclasses.replace(base, **best["params"]).to_dict())
+        chart = comparison_plots.trials_bar(summary, out / "figures" / "trials.png")
+        table = tables.format_results(summary)
+        rows = folder.read_results(out / "results.csv")
+        spent = grid.compute(rows, len(train))
+        sections = [
+            f"## Results (best first)\n\n{table}",
+            f"Compute: {spent:,} image-epochs over {len(rows)} runs.",
+            f"Best: `{best['params']}` -> best_config.json",
+        ]
+        if rounds is not None:
+            sections.insert(0, tables.format_rounds(rounds))
+        run_report.write_report(
+            out, "Lesson 2: tuning", config=base, figures={"Trials": chart}, sections=sections
+        )
     print(table)
     print(f"compute: {spent:,} image-epochs")
     print(f"best: {best['params']} (mean val acc {best['val_acc']:.4f} over {best['n']} seed(s))")

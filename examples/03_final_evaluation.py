@@ -19,9 +19,10 @@ from pathmnist import cli
 from pathmnist.config import TrainConfig
 from pathmnist.evaluation import decision, stats
 from pathmnist.report import run_report, tables
-from pathmnist.training import inference, loop
+from pathmnist.training import inference, loop, rundir
 from pathmnist.training.fit import fit
 
+KIND = "03_final_evaluation"  # The run folder's kind (rundir): another run's is refused.
 SHIFT = {  # Why the test split may differ, by where the data came from.
     "pathmnist": "PathMNIST's test split (CRC-VAL-HE-7K) comes from another centre, with "
     "another stain, than its training and validation splits (NCT-CRC-HE-100K).",
@@ -63,7 +64,7 @@ def main(argv=None):
         help="lesson 1's best.pt ('none': no baseline)",
     )
     args = p.parse_args(argv)
-    out = cli.check_run_flags(args, args.out or Path("runs/03_final_evaluation"))
+    out = cli.check_run_flags(args, args.out or Path("runs/03_final_evaluation"), kind=KIND)
     config = cli.config_from_args(args, base=TrainConfig.from_json(args.config))
     baseline = None if str(args.baseline) == "none" else inference.load_checkpoint(args.baseline)
     splits = cli.load_data(args)
@@ -71,65 +72,65 @@ def main(argv=None):
         f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
         f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}"
     )
-    history = fit(
-        config,
-        splits["train"],
-        splits["val"],
-        out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        quiet=args.quiet,
-    )
+    with rundir.hold(out, KIND, args.resume, args.overwrite):  # To the last byte.
+        history = fit(
+            config,
+            splits["train"],
+            splits["val"],
+            out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            quiet=args.quiet,
+        )
 
-    # %% The decision, on validation only
-    # Each model predicts as its own run was set up (its device, precision and TTA).
-    tuned_predictor = history.predictor
-    base_predictor = None
-    if baseline is not None:
-        base_predictor = loop.Predictor.for_config(
-            baseline.model, baseline.eval_transform, baseline.config
-        )
-    tuned = {"val": tuned_predictor.evaluate(splits["val"])}
-    extra = {}
-    if baseline is not None:
-        base = {"val": base_predictor.evaluate(splits["val"])}
-        extra["val_tuned_vs_baseline"] = decision.compare(
-            "tuned", tuned["val"], "baseline", base["val"]
-        )
-    carried = extra["carried"] = decision.carried(extra.get("val_tuned_vs_baseline"))
-    print(extra.get("val_tuned_vs_baseline", {}).get("sentence", "no baseline given"))
-    print(f"carried to the test split: the {carried} model")
+        # %% The decision, on validation only
+        # Each model predicts as its own run was set up (its device, precision and TTA).
+        tuned_predictor = history.predictor
+        if baseline is not None:
+            base_predictor = loop.Predictor.for_config(
+                baseline.model, baseline.eval_transform, baseline.config
+            )
+        tuned = {"val": tuned_predictor.evaluate(splits["val"])}
+        extra = {}
+        if baseline is not None:
+            base = {"val": base_predictor.evaluate(splits["val"])}
+            extra["val_tuned_vs_baseline"] = decision.compare(
+                "tuned", tuned["val"], "baseline", base["val"]
+            )
+        carried = extra["carried"] = decision.carried(extra.get("val_tuned_vs_baseline"))
+        print(extra.get("val_tuned_vs_baseline", {}).get("sentence", "no baseline given"))
+        print(f"carried to the test split: the {carried} model")
 
-    # %% Validation versus test (the test split is opened here, once)
-    tuned["test"] = tuned_predictor.evaluate(splits["test"])
-    if baseline is not None:
-        base["test"] = base_predictor.evaluate(splits["test"])
-        extra["test_tuned_vs_baseline"] = decision.compare(
-            "tuned", tuned["test"], "baseline", base["test"]
+        # %% Validation versus test (the test split is opened here, once)
+        tuned["test"] = tuned_predictor.evaluate(splits["test"])
+        if baseline is not None:
+            base["test"] = base_predictor.evaluate(splits["test"])
+            extra["test_tuned_vs_baseline"] = decision.compare(
+                "tuned", tuned["test"], "baseline", base["test"]
+            )
+        final = tuned if carried == "tuned" else base
+        gap = gap_sentence(final["val"], final["test"])
+        run_report.write_metrics(out, final, extra)
+        names = splits["train"].class_names
+        figures = run_report.save_figures(out, history, final, names)
+        why = SHIFT.get(args.dataset if args.data_file is None else "", "")
+        sections = [
+            f"## Decision (made on validation)\n\nCarried: the **{carried}** model. "
+            + extra.get("val_tuned_vs_baseline", {}).get("sentence", "No baseline was given."),
+            f"## Validation versus test\n\n{gap}. {why}".rstrip(),
+        ]
+        if "test_tuned_vs_baseline" in extra:
+            sections.append("On the test split: " + extra["test_tuned_vs_baseline"]["sentence"])
+        run_report.write_report(
+            out,
+            "Lesson 3: final evaluation",
+            config=config,
+            history=history,
+            evaluations=final,
+            class_names=names,
+            figures=figures,
+            sections=sections,
         )
-    final = tuned if carried == "tuned" else base
-    gap = gap_sentence(final["val"], final["test"])
-    run_report.write_metrics(out, final, extra)
-    names = splits["train"].class_names
-    figures = run_report.save_figures(out, history, final, names)
-    why = SHIFT.get(args.dataset if args.data_file is None else "", "")
-    sections = [
-        f"## Decision (made on validation)\n\nCarried: the **{carried}** model. "
-        + extra.get("val_tuned_vs_baseline", {}).get("sentence", "No baseline was given."),
-        f"## Validation versus test\n\n{gap}. {why}".rstrip(),
-    ]
-    if "test_tuned_vs_baseline" in extra:
-        sections.append("On the test split: " + extra["test_tuned_vs_baseline"]["sentence"])
-    run_report.write_report(
-        out,
-        "Lesson 3: final evaluation",
-        config=config,
-        history=history,
-        evaluations=final,
-        class_names=names,
-        figures=figures,
-        sections=sections,
-    )
     print(tables.format_table(final, history))
     print(gap)
 

@@ -23,7 +23,9 @@ from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
 from pathmnist.report import comparison_plots, run_report, tables
 from pathmnist.studies import ablation
+from pathmnist.training import rundir
 
+KIND = "04_stain_shift"  # The run folder's kind (rundir): another run's is refused.
 SHIFTS = {  # name -> the synthetic generator's test-split settings
     "stain": {"shift": synthetic.DEFAULT_SHIFT, "scanner": 0.0},
     "scanner": {"shift": 0.0, "scanner": 1.0},
@@ -65,7 +67,7 @@ def main(argv=None):
     )
     p.add_argument("--shifts", default="stain,scanner", help="stain, scanner, or real")
     args = p.parse_args(argv)
-    out = cli.check_run_flags(args, args.out or Path("runs/04_stain_shift"), "study.json")
+    out = cli.check_run_flags(args, args.out or Path("runs/04_stain_shift"), kind=KIND)
     if args.seeds is None or isinstance(args.seeds, bool) or args.seeds < 1:
         raise PathMNISTError(f"--seeds {args.seeds} is not allowed; use a whole number >= 1.")
     recipes = {}
@@ -92,33 +94,34 @@ def main(argv=None):
         "shifts": {k: SHIFTS.get(k) for k in shifted},
         "data_file": str(args.data_file),
     }
-    rows = ablation.run_study(
-        shifted,
-        recipes,
-        seeds,
-        base,
-        out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        quiet=args.quiet,
-        key=key,
-    )
+    with rundir.hold(out, KIND, args.resume, args.overwrite):  # To the last byte.
+        rows = ablation.run_study(
+            shifted,
+            recipes,
+            seeds,
+            base,
+            out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            quiet=args.quiet,
+            key=key,
+        )
 
-    # %% The table, the figure and the report
-    summary = ablation.summarize(rows)
-    table = tables.format_ablation(summary)
-    figure = comparison_plots.ablation_dots(rows, summary, out / "figures" / "ablation.png")
-    run_report.write_report(
-        out,
-        "Lesson 4: the stain shift, remedy by remedy",
-        config=base,
-        figures={"Val and test accuracy per recipe": figure},
-        sections=[
-            f"## Results (mean over seeds, 95% t intervals)\n\n{table}",
-            f"Reproduce: `python examples/04_stain_shift.py{' --quick' * args.quick} "
-            f"--seeds {args.seeds}`",
-        ],
-    )
+        # %% The table, the figure and the report
+        summary = ablation.summarize(rows)
+        table = tables.format_ablation(summary)
+        figure = comparison_plots.ablation_dots(rows, summary, out / "figures" / "ablation.png")
+        run_report.write_report(
+            out,
+            "Lesson 4: the stain shift, remedy by remedy",
+            config=base,
+            figures={"Val and test accuracy per recipe": figure},
+            sections=[
+                f"## Results (mean over seeds, 95% t intervals)\n\n{table}",
+                f"Reproduce: `python examples/04_stain_shift.py{' --quick' * args.quick} "
+                f"--seeds {args.seeds}`",
+            ],
+        )
     print(table)
 
 

@@ -6,19 +6,41 @@ its body in `run(main)`, which turns a `PathMNISTError` into `error: <sentence>`
 status 2 (no traceback: the sentence already says what to fix). The choices come from
 `pathmnist.config`, so a new optimizer or device is added in one place.
 
-Tested in tests/test_cli.py and tests/test_bad_inputs.py.
+Ctrl-C is one line and exit status 130 wherever it lands, the imports included (this
+module installs a `sys.excepthook` for KeyboardInterrupt before it imports torch); it
+advises --resume only when a run folder was started.
+
+Tested in tests/test_cli.py, tests/test_bad_inputs.py and tests/test_faults.py.
 """
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
-from pathmnist import config as C
-from pathmnist.data import dataset as data
-from pathmnist.data import synthetic
-from pathmnist.errors import PathMNISTError
-from pathmnist.training import rundir
+_EXCEPTHOOK = sys.excepthook
+
+
+def _interrupted_hook(kind, value, tb):
+    """A Ctrl-C outside `run` (while the example imports torch): one line, status 130."""
+    if not issubclass(kind, KeyboardInterrupt):
+        return _EXCEPTHOOK(kind, value, tb)
+    print("\ninterrupted before anything was written; rerun the same command.", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(130)
+
+
+if sys.excepthook is sys.__excepthook__:  # Not in a notebook, which has its own.
+    sys.excepthook = _interrupted_hook
+
+from pathmnist import config as C  # noqa: E402 - after the hook: this imports torch.
+from pathmnist.data import dataset as data  # noqa: E402
+from pathmnist.data import synthetic  # noqa: E402
+from pathmnist.device import resolve_device  # noqa: E402
+from pathmnist.errors import PathMNISTError  # noqa: E402
+from pathmnist.model.resnet import MIN_SIZE, TOTAL_STRIDE  # noqa: E402
+from pathmnist.training import rundir  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,9 +204,29 @@ def config_from_args(args, base: C.TrainConfig | None = None) -> C.TrainConfig:
     return config.validate()
 
 
-def check_run_flags(args, out, resume_file: str = "last.pt") -> Path:
-    """Refuse --out, --resume and --overwrite combinations before any data is loaded."""
-    return rundir.check_start(out, args.resume, args.overwrite, resume_file)
+def check_run_flags(args, out, resume_file: str | None = None, kind: str | None = None) -> Path:
+    """Refuse --out, --resume and --overwrite combinations before any data is loaded (the
+    example's `rundir.hold` checks again once it holds the folder)."""
+    return rundir.check_start(out, args.resume, args.overwrite, resume_file, kind)
+
+
+def check_training(config: C.TrainConfig, train, val=None) -> None:
+    """Refuse, before a run folder exists, what training would refuse later: the device,
+    images smaller than the model's stem takes, a batch of one image where layer4's map is
+    1x1 (train-mode BatchNorm needs two values per channel)."""
+    config.validate()
+    resolve_device(config.device)
+    size = config.size or train.image_size
+    if size < MIN_SIZE[config.stem]:
+        raise PathMNISTError(
+            f"images of {size}x{size} are smaller than the {config.stem} stem takes "
+            f"({MIN_SIZE[config.stem]}x{MIN_SIZE[config.stem]}); use --stem small or larger images."
+        )
+    if config.batch_size == 1 and -(-size // TOTAL_STRIDE[config.stem]) == 1:
+        raise PathMNISTError(
+            f"--batch-size 1 with {size}x{size} images leaves layer4's BatchNorm one value per "
+            "channel; use --batch-size 2 or more."
+        )
 
 
 def load_data(args, splits=("train", "val", "test")) -> dict:
@@ -204,6 +246,7 @@ def load_data(args, splits=("train", "val", "test")) -> dict:
         loaded = {s: data.load_split(s, data_file=path) for s in splits}
     else:
         loaded = {s: data.load_split(s, root=root, size=args.size) for s in splits}
+    data.check_same_size(loaded)
     if args.subset is not None and "train" in loaded:
         loaded["train"] = data.stratified_subset(loaded["train"], args.subset, seed=args.seed or 0)
     return loaded
@@ -218,11 +261,16 @@ def data_description(args) -> str:
 
 def run(main) -> None:
     """Call `main()`; a user error prints `error: <sentence>` and exits with status 2."""
+    rundir.STARTED.clear()
     try:
         main()
     except PathMNISTError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("\ninterrupted: rerun the same command with --resume to continue.", file=sys.stderr)
+        if rundir.STARTED:
+            how = "rerun the same command with --resume (not --overwrite) to continue"
+        else:
+            how = "nothing was written yet; rerun the same command"
+        print(f"\ninterrupted: {how}.", file=sys.stderr)
         sys.exit(130)

@@ -44,6 +44,22 @@ AUGMENTATIONS = ("flips", "randaugment", "hed-light", "hed-strong", "color")
 # would make the resumed run a different experiment from the one saved in last.pt.
 RESUME_MAY_CHANGE = ("epochs", "device", "precision", "compile", "deterministic")
 MAX_SEED = 2**32 - 1  # numpy's legacy seed and the loader's (seed, epoch) stream fit here.
+# Upper bounds far beyond any sensible run, so a typo (1e308, 1e9 epochs) is refused before
+# it overflows in training: a weight decay of 1e308 times a weight is infinite.
+LIMITS = {
+    "lr": 10.0,  # Adam diverges far below; SGD's usual range tops out near 1.
+    "weight_decay": 1.0,  # L2 factors are 1e-5..1e-2 in practice.
+    "gamma": 1.0,  # StepLR's factor: 1 keeps the lr, above 1 would grow it every step.
+    "min_delta": 10.0,  # In the monitor's units: losses and accuracies are far below.
+    "focal_gamma": 10.0,  # Lin et al. 2017 try 0..5; (1 - p)**gamma underflows above.
+    "mixup": 100.0,  # Beta(alpha, alpha): alpha 100 already mixes every pair half-half.
+    "cutmix": 100.0,
+    "batch_size": 65536,
+    "epochs": 100_000,
+    "step_size": 100_000,
+    "patience": 100_000,
+    "size": 1024,  # Four times PathMNIST's largest (224).
+}
 
 
 @dataclass
@@ -95,7 +111,7 @@ class TrainConfig:
         ):
             checks.choice(getattr(self, name), f"TrainConfig {name}", allowed)
         for name, low in (("batch_size", 1), ("epochs", 1), ("step_size", 1), ("patience", 0)):
-            checks.whole(getattr(self, name), f"TrainConfig {name}", low)
+            checks.whole(getattr(self, name), f"TrainConfig {name}", low, LIMITS[name])
         checks.whole(self.seed, "TrainConfig seed", 0, MAX_SEED)
         checks.whole(self.freeze_epochs, "TrainConfig freeze_epochs", 0)
         checks.whole(self.randaugment_n, "TrainConfig randaugment_n", 0)
@@ -111,12 +127,12 @@ class TrainConfig:
                 "stay random); pass --weights too, or drop --freeze-epochs."
             )
         if self.size is not None:
-            checks.whole(self.size, "TrainConfig size", 1)
-        checks.real(self.lr, "TrainConfig lr", 0, low_open=True)
-        checks.real(self.gamma, "TrainConfig gamma", 0, low_open=True)
+            checks.whole(self.size, "TrainConfig size", 1, LIMITS["size"])
+        checks.real(self.lr, "TrainConfig lr", 0, LIMITS["lr"], low_open=True)
+        checks.real(self.gamma, "TrainConfig gamma", 0, LIMITS["gamma"], low_open=True)
         checks.real(self.momentum, "TrainConfig momentum", 0, 1, high_open=True)
         for name in ("weight_decay", "min_delta", "focal_gamma", "mixup", "cutmix"):
-            checks.real(getattr(self, name), f"TrainConfig {name}", 0)
+            checks.real(getattr(self, name), f"TrainConfig {name}", 0, LIMITS[name])
         checks.real(self.label_smoothing, "TrainConfig label_smoothing", 0, 1, high_open=True)
         for name in ("stain_normalize", "tta", "compile", "deterministic"):
             checks.flag(getattr(self, name), f"TrainConfig {name}")
@@ -189,6 +205,18 @@ def parse_augment(value) -> tuple[str, ...]:
             f"{', '.join(AUGMENTATIONS)}, comma-separated (e.g. flips,hed-light)."
         )
     return names
+
+
+def check_seeds(first, count, flag: str = "--repeats") -> list[int]:
+    """The seeds first, first + 1, ..., first + count - 1, if the last one is in range too
+    (a study's seeds follow its base seed); PathMNISTError naming `flag` otherwise."""
+    first, count = checks.whole(first, "seed", 0, MAX_SEED), checks.whole(count, flag, 1)
+    if first + count - 1 > MAX_SEED:
+        raise PathMNISTError(
+            f"seed {first} with {flag} {count} needs seeds up to {first + count - 1}, above "
+            f"{MAX_SEED}; lower --seed or {flag}."
+        )
+    return list(range(first, first + count))
 
 
 def seed_everything(seed: int) -> None:

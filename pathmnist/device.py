@@ -60,7 +60,12 @@ def resolve_precision(name: str, device) -> str:
     """ "auto" -> "bf16" where the device has native bf16, else "fp32". An explicit "bf16"
     without native support is kept (autocast emulates it: correct, slow) with a warning."""
     checks.choice(name, "precision", PRECISIONS)
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PathMNISTError(
+            f"unknown device {device!r}; pass a torch.device, 'cpu' or 'cuda'."
+        ) from None
     if device.type == "cuda":
         native = torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere or newer.
     else:

@@ -7,7 +7,8 @@ is one line) and the command lines of examples/01_baseline.py, 02_tuning.py,
 and print exactly one stderr line, starting with `error: `, and no "Traceback"). After
 every row: no `.*.tmp` file anywhere under the test's folders, every file that existed
 before the call (an earlier run's checkpoints included) has the same bytes, no new file
-was written (the run folder's lock file aside), and a hostile checkpoint ran no code.
+or folder was made (a refused run leaves no run folder), and a hostile checkpoint ran no
+code. The rows are grouped by the numbered items of issue 17 where they test one.
 
 The command lines run in-process by default (`runpy` executes the script's own
 `if __name__ == "__main__"` block, so `cli.run` is what turns the error into a sentence; an
@@ -19,6 +20,7 @@ per row.
 """
 
 import contextlib
+import csv
 import hashlib
 import io
 import json
@@ -41,11 +43,14 @@ import pytest
 import torch
 from conftest import write_medmnist_npz
 
-from pathmnist.augment.stain import HEDJitter
-from pathmnist.config import TrainConfig, parse_augment
+from pathmnist.augment.stain import HEDJitter, fit_macenko, hed_to_rgb, rgb_to_hed
+from pathmnist.config import TrainConfig, check_seeds, parse_augment
 from pathmnist.data import dataset as data
+from pathmnist.device import resolve_precision
 from pathmnist.errors import PathMNISTError
-from pathmnist.studies import folder, grid
+from pathmnist.files import LOCK
+from pathmnist.model.resnet import resnet18
+from pathmnist.studies import folder, grid, halving
 from pathmnist.training import checkpoints, inference, rundir
 from pathmnist.training.fit import fit
 from pathmnist.training.history import History
@@ -263,6 +268,133 @@ def tiny_checkpoint_truncated(ws):
     ws.bad.write_bytes(ws.bad.read_bytes()[:-300])
 
 
+# Runs that are not this command's to touch, and files of an earlier run edited by hand.
+
+
+def fake_run(path, kind, files=None):
+    """A small finished run of `kind` at `path`: its family's files and its MARK."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in files or rundir.FAMILIES[rundir.KINDS[kind]]:
+        (path / name).write_text(name)
+    (path / rundir.MARK).write_text(json.dumps({"kind": kind, "id": f"{kind}-id"}))
+
+
+def runs_folder(ws):
+    """--out runs over runs/01_baseline and runs/my_best_run (03's), nothing at the top."""
+    fake_run(ws.out / "01_baseline", "01_baseline")
+    fake_run(ws.out / "my_best_run", "03_final_evaluation")
+
+
+def out_of(kind):
+    """Setup: --out holds a finished run of `kind`."""
+    return lambda ws: fake_run(ws.out, kind)
+
+
+def legacy_search(ws):
+    """A search folder from before MARK existed: its files name it a search."""
+    fake_run(ws.out, "02_tuning")
+    (ws.out / rundir.MARK).unlink()
+
+
+def inner_run(ws):
+    """An 01 run with another run inside it, in a sub-folder."""
+    fake_run(ws.out, "01_baseline")
+    fake_run(ws.out / "old", "01_baseline")
+
+
+def write(name, text):
+    """Setup: the earlier run's (or a fresh --out's) file `name` holds `text`."""
+
+    def setup(ws):
+        ws.out.mkdir(exist_ok=True)
+        (ws.out / name).write_text(text)
+
+    return setup
+
+
+def edit_cells(edit):
+    """Setup: results.csv rows edited by `edit(rows)` (lists of cells, header first)."""
+
+    def setup(ws):
+        path = ws.out / "results.csv"
+        rows = list(csv.reader(path.read_text().splitlines()))
+        edit(rows)
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        path.write_text(buffer.getvalue())
+
+    return setup
+
+
+def _cell(row, column, value):
+    def edit(rows):
+        rows[row][folder.RESULT_COLUMNS.index(column)] = value
+
+    return edit
+
+
+def cut_middle_row(ws):
+    """Row 2 of results.csv cut mid-line, the rows after it intact: not a cut at the end."""
+    path = ws.out / "results.csv"
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def trial_last(make):
+    """Setup: the first trial folder of the earlier search gets a last.pt by `make(path)`."""
+
+    def setup(ws):
+        trial = sorted(ws.out.glob("*/epochs=*_seed=*"))[0]
+        make(trial / "last.pt")
+
+    return setup
+
+
+def rewrite_checkpoint(name, **changes):
+    """Setup: the earlier run's checkpoint `name` saved again with `changes` (a valid
+    checksum: only what it says changed)."""
+
+    def setup(ws):
+        payload = checkpoints.load(ws.out / name)
+        checkpoints.save({**payload, **changes}, ws.out / name)
+
+    return setup
+
+
+def edit_json(name, **changes):
+    def setup(ws):
+        path = ws.out / name
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+    return setup
+
+
+def last_as_folder(ws):
+    (ws.out / "last.pt").unlink()
+    (ws.out / "last.pt").mkdir()
+
+
+def config_file(**fields):
+    """Setup: a best_config.json for 03 with `fields` changed."""
+    good = TrainConfig(epochs=1, batch_size=16, precision="fp32").to_dict()
+    return lambda ws: ws.bad.write_text(json.dumps({**good, **fields}))
+
+
+def results_file(text):
+    """Setup: bad holds a results.csv header and `text`."""
+    return lambda ws: ws.bad.write_text(",".join(folder.RESULT_COLUMNS) + "\n" + text)
+
+
+def _read_bad_results(ws):
+    return folder.read_results(ws.bad)
+
+
+def _search_over(ws, **kw):
+    return grid.grid_search({"lr": [1e-3]}, _split(ws), _split(ws, "val"), ws.out, epochs=1,
+                            base=TrainConfig(batch_size=16, precision="fp32"), **kw)  # fmt: skip
+
+
 # %% The table
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU exists here")
@@ -402,7 +534,7 @@ CASES = [
     # Files of an earlier run, edited.
     row("lib-history-hand-edited", "lib", lambda ws: History.from_csv(ws.out / "history.csv"),
         "line 3", earlier="01", setup=history_line3),
-    row("02-resume-results-not-a-number", "02", "--resume", "not a number", earlier="02",
+    row("02-resume-results-not-a-number", "02", "--resume", "line 2 is damaged", earlier="02",
         setup=edit_results),
     row("lib-results-other-header", "lib", lambda ws: folder.read_results(ws.bad),
         "not a results file", setup=lambda ws: ws.bad.write_text("trial,acc\n1,0.5\n")),
@@ -434,6 +566,191 @@ CASES = [
     row("lib-grid-epochs-0", "lib",
         lambda ws: grid.grid_search({"lr": [1e-3]}, _split(ws), _split(ws, "val"), ws.out,
                                       epochs=0), "epochs=0"),
+    # 1. Overwrite only what is yours: another run is refused with or without --overwrite,
+    # and no sentence suggests a flag that would lose it.
+    row("01-overwrite-folder-of-runs", "01", "--overwrite", "holds another run in .*--overwrite "
+        "never removes", setup=runs_folder),
+    row("01-into-folder-of-runs", "01", "", "holds another run in", setup=runs_folder),
+    row("02-overwrite-folder-of-runs", "02", "--overwrite", "holds another run in",
+        setup=runs_folder),
+    row("03-overwrite-folder-of-runs", "03", "--overwrite", "holds another run in",
+        setup=runs_folder),
+    row("04-overwrite-folder-of-runs", "04", "--overwrite", "holds another run in",
+        setup=runs_folder),
+    row("01-resume-folder-of-runs", "01", "--resume", "holds another run in", setup=runs_folder),
+    row("03-overwrite-01-run", "03", "--overwrite", "holds a run of 01_baseline, not of "
+        "03_final_evaluation", setup=out_of("01_baseline")),
+    row("01-overwrite-03-run", "01", "--overwrite", "holds a run of 03_final_evaluation",
+        setup=out_of("03_final_evaluation")),
+    row("01-overwrite-02-search", "01", "--overwrite", "holds a run of 02_tuning",
+        setup=out_of("02_tuning")),
+    row("01-overwrite-legacy-search", "01", "--overwrite", "holds a run of search, not of "
+        "01_baseline", setup=legacy_search),
+    row("02-overwrite-01-run", "02", "--overwrite", "holds a run of 01_baseline",
+        setup=out_of("01_baseline")),
+    row("02-resume-04-study", "02", "--resume", "holds a run of 04_stain_shift",
+        setup=out_of("04_stain_shift")),
+    row("04-overwrite-02-search", "04", "--overwrite", "holds a run of 02_tuning",
+        setup=out_of("02_tuning")),
+    row("01-overwrite-run-inside-run", "01", "--overwrite", "another run in .*old",
+        setup=inner_run),
+    row("01-overwrite-damaged-mark", "01", "--overwrite", "is damaged",
+        setup=write(rundir.MARK, '{"kind": "01_baseline"')),
+    row("01-mark-of-unknown-kind", "01", "--overwrite", "is damaged",
+        setup=write(rundir.MARK, '{"kind": "99_mine", "id": "x"}')),
+    row("lib-fit-overwrite-search", "lib",
+        lambda ws: fit(TrainConfig(epochs=1), _split(ws), _split(ws, "val"), ws.out,
+                       overwrite=True), "holds a run of 02_tuning, not of train",
+        setup=out_of("02_tuning")),
+    row("lib-grid-overwrite-folder-of-runs", "lib", lambda ws: _search_over(ws, overwrite=True),
+        "holds another run in", setup=runs_folder),
+    row("lib-hold-folder-of-runs", "lib",
+        lambda ws: rundir.hold(ws.out, "01_baseline", overwrite=True), "holds another run",
+        setup=runs_folder),
+    row("lib-check-start-other-kind", "lib",
+        lambda ws: rundir.check_start(ws.out, True, False, kind="04_stain_shift"),
+        "holds a run of 01_baseline", setup=out_of("01_baseline")),
+    # 3. A study is one run: a new one over an unfinished one is refused before anything
+    # is written.
+    row("02-new-search-over-unfinished", "02", "", "already holds a run of 02_tuning",
+        setup=out_of("02_tuning")),
+    row("lib-grid-new-over-unfinished", "lib", lambda ws: _search_over(ws),
+        "already holds a run of 02_tuning", setup=out_of("02_tuning")),
+    # 4. Identity: a checkpoint or config.json of another run is refused on --resume.
+    row("01-resume-best-of-another-run", "01", RESUME_01, "best.pt belongs to another run",
+        earlier="01", setup=rewrite_checkpoint("best.pt", run="another-run")),
+    row("01-resume-last-of-another-run", "01", RESUME_01, "last.pt belongs to another run",
+        earlier="01", setup=rewrite_checkpoint("last.pt", run="another-run")),
+    row("01-resume-unmarked-best-and-last-disagree", "01", RESUME_01,
+        "best.pt belongs to another run", earlier="01",
+        setup=lambda ws: (rewrite_checkpoint("best.pt", run="another-run")(ws),
+                          (ws.out / rundir.MARK).unlink())),
+    row("01-resume-config-of-another-run", "01", RESUME_01, "config.json belongs to another",
+        earlier="01", setup=edit_json("config.json", run="another-run")),
+    row("01-resume-mark-of-03", "01", RESUME_01, "holds a run of 03_final_evaluation",
+        earlier="01", setup=edit_json(rundir.MARK, kind="03_final_evaluation")),
+    # 5. Every file read is checked before anything is written.
+    row("01-resume-last-is-a-folder", "01", RESUME_01, "last.pt is a folder", earlier="01",
+        setup=last_as_folder),
+    row("lib-load-a-folder", "lib", lambda ws: checkpoints.load(ws.tmp), "is a folder"),
+    row("02-resume-search-json-cut", "02", "--resume", "search.json is unreadable",
+        earlier="02", setup=write("search.json", '{"strategy": "grid", "spa')),
+    row("02-resume-search-json-list", "02", "--resume", "holds a list, not a search key",
+        earlier="02", setup=write("search.json", "[1, 2]")),
+    row("02-resume-results-nan", "02", "--resume", "val_acc is nan, not a finite number",
+        earlier="02", setup=edit_cells(_cell(1, "val_acc", "nan"))),
+    row("02-resume-results-row-cut-mid-file", "02", "--resume", "line 2 is damaged",
+        earlier="02", setup=cut_middle_row),
+    row("02-resume-results-foreign-row", "02", "--resume", "line 3 is not a run of this search",
+        earlier="02", setup=edit_cells(_cell(2, "params", '{"lr": 5.0}'))),
+    row("02-resume-trial-last-is-a-folder", "02", "--resume", "is a folder", earlier="02",
+        setup=trial_last(lambda p: p.mkdir())),
+    row("02-resume-trial-last-junk", "02", "--resume", "not a readable checkpoint",
+        earlier="02", setup=trial_last(lambda p: p.write_bytes(b"junk" * 100))),
+    row("lib-results-nan", "lib", _read_bad_results, "val_acc is nan",
+        setup=results_file('"{}",1,0,nan,0.5,1,2.0\n')),
+    row("lib-results-inf-loss", "lib", _read_bad_results, "val_loss is inf",
+        setup=results_file('"{}",1,0,0.5,inf,1,2.0\n')),
+    row("lib-results-short-middle-row", "lib",
+        _read_bad_results, "line 2 is damaged",
+        setup=results_file('"{}",1,0,0.5\n"{}",1,1,0.5,0.4,1,2.0\n')),
+    row("lib-results-extra-cell", "lib",
+        _read_bad_results, "line 2 is damaged",
+        setup=results_file('"{}",1,0,0.5,0.4,1,2.0,9\n')),
+    row("lib-results-params-not-json", "lib",
+        _read_bad_results, "line 2 is damaged",
+        setup=results_file("lr,1,0,0.5,0.4,1,2.0\n")),
+    row("lib-grid-resume-search-json-damaged", "lib", lambda ws: _search_over(ws, resume=True),
+        "search.json is unreadable", setup=write("search.json", "{")),
+    # 6. Validate before the folder exists (a refused run leaves no folder).
+    row("03-config-weight-decay-1e308", "03", "--config {bad}", "weight_decay=1e\\+308",
+        setup=config_file(weight_decay=1e308)),
+    row("03-config-gamma-5", "03", "--config {bad}", "gamma=5", setup=config_file(gamma=5.0)),
+    row("lib-config-weight-decay-1e308", "lib",
+        lambda ws: TrainConfig(weight_decay=1e308).validate(), "weight_decay=1e\\+308"),
+    row("01-lr-1e6", "01", "--lr 1e6", "lr=1000000.0"),
+    row("01-focal-gamma-1e4", "01", "--loss focal --focal-gamma 1e4", "focal_gamma=10000.0"),
+    row("01-mixup-1e9", "01", "--mixup 1e9", "mixup=1000000000.0"),
+    row("02-cutmix-1e9", "02", "--cutmix 1e9", "cutmix=1000000000.0"),
+    row("01-epochs-1e9", "01", "--epochs 1000000000", "epochs=1000000000"),
+    row("03-batch-size-1e9", "03", "--batch-size 1000000000", "batch_size=1000000000"),
+    row("02-epochs-1e9", "02", "--epochs 1000000000", "epochs=1000000000"),
+    row("02-halving-epochs-past-the-limit", "02",
+        "--strategy halving --epochs 200000 --max-epochs 900000", "epochs=200000"),
+    row("lib-grid-space-bad-lr", "lib",
+        lambda ws: grid.grid_search({"lr": [1e-3, -1.0]}, _split(ws), _split(ws, "val"), ws.out),
+        "lr=-1.0"),
+    row("lib-halving-space-bad-batch", "lib",
+        lambda ws: halving.halving_search({"batch_size": [0, 16]}, _split(ws), _split(ws, "val"),
+                                          ws.out), "batch_size=0"),
+    row("02-seed-plus-repeats-out-of-range", "02", "--seed 4294967295 --repeats 2",
+        "seeds up to 4294967296"),
+    row("lib-grid-seed-plus-repeats", "lib",
+        lambda ws: grid.grid_search({"lr": [1e-3]}, _split(ws), _split(ws, "val"), ws.out,
+                                    base=TrainConfig(seed=2**32 - 1), repeats=3),
+        "seeds up to 4294967297"),
+    row("lib-check-seeds", "lib", lambda ws: check_seeds(2**32 - 2, 5, "--seeds"), "--seeds 5"),
+    row("01-batch-1-with-1x1-layer4", "01", "--batch-size 1", "layer4's BatchNorm"),
+    row("01-images-smaller-than-the-stem", "01", "--data-file {bad}", "8x8 are smaller than "
+        "the imagenet stem", setup=npz(lambda a: {k: v[:, :8, :8] if "images" in k else v
+                                                  for k, v in a.items()})),
+    row("01-splits-of-other-sizes", "01", "--data-file {bad}", "differ in size .*val 24x24",
+        setup=_set("val_images", lambda x: x[:, :24, :24])),
+    row("03-test-split-other-size", "03", "--data-file {bad}", "test 16x16",
+        setup=_set("test_images", lambda x: x[:, :16, :16])),
+    row("lib-check-same-size", "lib", lambda ws: data.check_same_size(
+        {"train": _split(ws), "val": _split(ws, "val", ws.bad)}), "differ in size",
+        setup=_set("val_images", lambda x: x[:, :20, :20])),
+    row("01-one-class", "01", "--data-file {bad}", "one class only \\(label 0\\)",
+        setup=_set("train_labels", lambda y: np.zeros_like(y))),
+    row("lib-one-class", "lib", lambda ws: _split(ws, "val", ws.bad), "one class only",
+        setup=_set("train_labels", lambda y: np.full_like(y, 3))),
+    row("01-constant-images", "01", "--data-file {bad}", "every train image is one flat "
+        "value \\(0\\)", setup=_set("train_images", lambda x: np.zeros_like(x))),
+    row("02-constant-val-images", "02", "--data-file {bad}", "every val image is one flat",
+        setup=_set("val_images", lambda x: np.full_like(x, 200))),
+    # 8. Messages that say what is true.
+    row("01-data-file-is-a-folder", "01", "--data-file {tmp}", "is a folder; give an npz"),
+    row("01-data-file-dev-zero", "01", "--data-file /dev/zero", "not a regular file"),
+    row("lib-data-file-empty", "lib", lambda ws: data.load_split("train", data_file=""),
+        "is empty"),
+    row("01-data-file-empty", "01", "--data-file ''", "--data-file: the path is empty"),
+    row("01-data-root-empty", "01", "--dataset synthetic --data-root ''",
+        "--data-root: the path is empty"),
+    row("01-label-12-named", "01", "--data-file {bad}", "12",
+        setup=_label("val", 12, np.uint8)),
+    # 9. The library refuses what it would get wrong.
+    row("lib-imageset-label-outside", "lib",
+        lambda ws: data.ImageSet(np.zeros((2, 4, 4, 3), np.uint8), [0, 9], data.CLASS_NAMES),
+        "label 9 lies outside the 9 classes"),
+    row("lib-imageset-label-negative", "lib",
+        lambda ws: data.ImageSet(np.zeros((2, 4, 4, 3), np.uint8), [-1, 0], ("a", "b")),
+        "label -1 lies outside"),
+    row("lib-imageset-fractional-labels", "lib",
+        lambda ws: data.ImageSet(np.zeros((2, 4, 4, 3), np.uint8), [0.5, 1.0], ("a", "b")),
+        "not integers"),
+
+    row("lib-rgb-to-hed-0..255-floats", "lib",
+        lambda ws: rgb_to_hed(torch.full((1, 3, 4, 4), 200.0)), "values in \\[200, 200\\]"),
+    row("lib-rgb-to-hed-nan", "lib",
+        lambda ws: rgb_to_hed(torch.full((1, 3, 4, 4), float("nan"))), "NaN"),
+    row("lib-hed-to-rgb-nan", "lib",
+        lambda ws: hed_to_rgb(torch.full((1, 3, 4, 4), float("nan"))), "NaN"),
+    row("lib-fit-macenko-0..255-floats", "lib",
+        lambda ws: fit_macenko(torch.full((1, 3, 8, 8), 120.0)), "divide 0..255 images"),
+    row("lib-resnet-uint8-batch", "lib",
+        lambda ws: resnet18()(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)),
+        "ResNet got a torch.uint8 batch"),
+    row("lib-precision-unknown-device", "lib", lambda ws: resolve_precision("auto", "tpu"),
+        "unknown device 'tpu'"),
+    row("synthetic-n-train-below-classes", "synthetic", "--out {tmp}/lab.npz --n-train 4",
+        "9 classes"),
+    row("synthetic-size-2048", "synthetic", "--out {tmp}/lab.npz --size 2048", "above 1024"),
+    row("synthetic-n-train-word", "synthetic", "--out {tmp}/lab.npz --n-train many",
+        "invalid int value"),
+    row("synthetic-unknown-flag", "synthetic", "--out {tmp}/lab.npz --colour red",
+        "unrecognized arguments"),
+    row("synthetic-out-empty", "synthetic", "--out ''", "--out is empty"),
 ]
 # fmt: on
 
@@ -478,12 +795,15 @@ def argv_of(ws, entry, flags) -> list[str]:
 
 
 def snapshot(folder) -> dict:
-    """Every file under `folder` (lock files aside) with the SHA-256 of its bytes."""
-    files = (p for p in Path(folder).rglob("*") if p.is_file() and p.name != rundir.LOCK)
+    """Every file under `folder` (lock files aside) with the SHA-256 of its bytes, and
+    every folder (a refused run leaves none behind)."""
     digests = {}
-    for p in sorted(files):
-        with p.open("rb") as f:
-            digests[str(p.relative_to(folder))] = hashlib.file_digest(f, "sha256").hexdigest()
+    for p in sorted(Path(folder).rglob("*")):
+        if p.is_dir():
+            digests[str(p.relative_to(folder))] = "folder"
+        elif p.is_file() and p.name != LOCK:
+            with p.open("rb") as f:
+                digests[str(p.relative_to(folder))] = hashlib.file_digest(f, "sha256").hexdigest()
     return digests
 
 

@@ -12,6 +12,7 @@ import pytest
 from pathmnist import cli
 from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
+from pathmnist.training import rundir
 
 
 def parse(*argv):
@@ -135,7 +136,7 @@ def test_run_flags_are_checked_before_the_data(tmp_path):
         cli.check_run_flags(parse(), tmp_path / "f.txt")
     assert cli.check_run_flags(parse("--overwrite"), out) == out
     assert (out / "history.csv").exists()  # Checking removes nothing.
-    with pytest.raises(PathMNISTError, match=r"no search\.json"):
+    with pytest.raises(PathMNISTError, match=r"holds a run of train, not of search"):
         cli.check_run_flags(parse("--resume"), out, resume_file="search.json")
 
 
@@ -182,9 +183,10 @@ def test_synthetic_dataset_is_made_once_in_the_data_root(tmp_path, monkeypatch):
     assert (first["val"].images == again["val"].images).all()
 
 
-def test_run_turns_user_errors_into_one_line(capsys):
-    """run() prints `error: <sentence>` to stderr and exits with status 2; Ctrl-C says
-    how to resume and exits with 130."""
+def test_run_turns_user_errors_into_one_line(capsys, tmp_path):
+    """run() prints `error: <sentence>` to stderr and exits with status 2; Ctrl-C exits
+    with 130 and one line, saying how to resume once a run folder was started, and only
+    then (before it, --resume would find nothing to resume)."""
 
     def main():
         raise PathMNISTError("the file x.npz is missing; pass --data-file with a real file.")
@@ -201,4 +203,15 @@ def test_run_turns_user_errors_into_one_line(capsys):
 
     with pytest.raises(SystemExit) as e:
         cli.run(interrupted)
-    assert e.value.code == 130 and "--resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 130 and "--resume" not in err and "rerun the same command" in err
+    assert len(err.strip().splitlines()) == 1
+
+    def interrupted_mid_run():
+        rundir.start(tmp_path / "run", resume=False, overwrite=False)
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as e:
+        cli.run(interrupted_mid_run)
+    err = capsys.readouterr().err
+    assert e.value.code == 130 and "--resume" in err and len(err.strip().splitlines()) == 1

@@ -36,9 +36,9 @@ valid_configs = st.builds(
     momentum=st.floats(0.0, 0.999),
     batch_size=st.integers(1, 4096),
     epochs=st.integers(1, 1000),
-    weight_decay=reals,
+    weight_decay=st.floats(0.0, 1.0),
     step_size=st.integers(1, 100),
-    gamma=st.floats(1e-6, 10.0),
+    gamma=st.floats(1e-6, 1.0),
     patience=st.integers(0, 100),
     min_delta=reals,
     monitor=st.sampled_from(tuple(C.MONITORS)),
@@ -46,7 +46,7 @@ valid_configs = st.builds(
     stain_normalize=st.booleans(),
     loss=st.sampled_from(C.LOSSES),
     label_smoothing=st.floats(0.0, 0.999),
-    focal_gamma=reals,
+    focal_gamma=st.floats(0.0, 10.0),
     mixup=reals,
     cutmix=reals,
     size=st.none() | st.integers(1, 512),
@@ -93,15 +93,15 @@ BAD = [
     ("lr", "0.1", "finite number"),
     ("momentum", 1.0, "[0, 1)"),
     ("momentum", -0.1, "[0, 1)"),
-    ("batch_size", 0, ">= 1"),
+    ("batch_size", 0, "[1, "),
     ("batch_size", 8.0, "whole number"),
     ("batch_size", True, "whole number"),
-    ("epochs", 0, ">= 1"),
+    ("epochs", 0, "[1, "),
     ("epochs", True, "whole number"),
     ("weight_decay", -1e-4, "[0, "),
-    ("step_size", 0, ">= 1"),
+    ("step_size", 0, "[1, "),
     ("gamma", 0, "(0, "),
-    ("patience", -1, ">= 0"),
+    ("patience", -1, "[0, "),
     ("patience", 2.5, "whole number"),
     ("min_delta", float("inf"), "finite"),
     ("min_delta", -0.1, "[0, "),
@@ -119,7 +119,7 @@ BAD = [
     ("focal_gamma", -1.0, "[0, "),
     ("mixup", -0.2, "[0, "),
     ("cutmix", float("nan"), "finite"),
-    ("size", 0, ">= 1"),
+    ("size", 0, "[1, "),
     ("size", 32.0, "whole number"),
     ("seed", -1, f"[0, {C.MAX_SEED}]"),
     ("seed", C.MAX_SEED + 1, f"[0, {C.MAX_SEED}]"),
@@ -128,6 +128,16 @@ BAD = [
     ("precision", "fp16", "auto, fp32, bf16"),
     ("compile", None, "True or False"),
     ("deterministic", 0, "True or False"),
+    # Finite but far beyond sense: refused before training overflows with them.
+    ("weight_decay", 1e308, "[0, 1.0]"),
+    ("lr", 1e6, "(0, 10.0]"),
+    ("gamma", 2.0, "(0, 1.0]"),
+    ("focal_gamma", 1e4, "[0, 10.0]"),
+    ("mixup", 1e9, "[0, 100.0]"),
+    ("min_delta", 1e300, "[0, 10.0]"),
+    ("batch_size", 10**9, "[1, 65536]"),
+    ("epochs", 10**12, "[1, 100000]"),
+    ("size", 4096, "[1, 1024]"),
 ]
 
 
@@ -268,3 +278,13 @@ def test_resume_may_change_only_where_and_how_long():
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(C.RESUME_MAY_CHANGE) <= names
     assert set(C.RESUME_MAY_CHANGE) == {"epochs", "device", "precision", "compile", "deterministic"}
+
+
+def test_check_seeds_refuses_derived_seeds_out_of_range():
+    """A study's seeds run from --seed upwards: the last one must still fit MAX_SEED."""
+    assert C.check_seeds(5, 3) == [5, 6, 7]
+    assert C.check_seeds(C.MAX_SEED, 1) == [C.MAX_SEED]
+    with pytest.raises(PathMNISTError, match=f"up to {C.MAX_SEED + 1}.*--seeds"):
+        C.check_seeds(C.MAX_SEED, 2, "--seeds")
+    with pytest.raises(PathMNISTError, match="--repeats=0"):
+        C.check_seeds(0, 0)

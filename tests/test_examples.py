@@ -79,7 +79,8 @@ def test_baseline_writes_its_run_directory_and_guards_it(npz, tmp_path):
     (out / "notes.txt").write_text("mine")
     history = (out / "history.csv").read_bytes()
     again = run_example("01_baseline.py", "--data-file", npz, "--out", out, *FAST)
-    assert again.returncode == 2 and "already holds a run; pass --resume" in again.stderr
+    assert again.returncode == 2
+    assert "already holds a run of 01_baseline; pass --resume" in again.stderr
     assert (out / "history.csv").read_bytes() == history
     for flag in ("--resume", "--overwrite"):
         p = run_example("01_baseline.py", "--data-file", npz, "--out", out, flag, *FAST)

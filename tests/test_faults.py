@@ -27,9 +27,13 @@ subprocesses (each imports torch) and writing checkpoints (last.pt is 134 MB: a 
 and Adam's two moments).
 """
 
+import hashlib
+import json
 import os
 import random
+import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,9 +44,14 @@ import numpy as np
 import pytest
 import torch
 
+from pathmnist.augment.stain import rgb_to_hed
 from pathmnist.config import TrainConfig
 from pathmnist.data import dataset as data
+from pathmnist.data import synthetic
+from pathmnist.device import resolve_precision
+from pathmnist.errors import PathMNISTError
 from pathmnist.files import SLOW_WRITE_ENV
+from pathmnist.model.resnet import resnet18
 from pathmnist.studies import folder
 from pathmnist.training import checkpoints, rundir
 from pathmnist.training.fit import fit
@@ -57,15 +66,17 @@ KILLS = 5  # SIGKILLs per run, the one before the first checkpoint included.
 TRIAL = "lr={}/epochs=2_seed=0"  # A grid trial's folder, as folder.trial_name names it.
 GRID = """
 import sys
+from pathmnist import cli
 from pathmnist.data import dataset as data
 from pathmnist.studies import grid
-from pathmnist.studies import folder
 from pathmnist.config import TrainConfig
-path, out, mode = sys.argv[1:]
-train, val = (data.load_split(s, data_file=path) for s in ("train", "val"))
-base = TrainConfig(batch_size=16, precision="fp32", device="cpu")
-grid.grid_search({"lr": [1e-3, 3e-3]}, train, val, out, epochs=2, base=base,
-                   resume=mode == "resume", overwrite=mode == "overwrite", quiet=True)
+path, out, mode, epochs = sys.argv[1:]
+def main():
+    train, val = (data.load_split(s, data_file=path) for s in ("train", "val"))
+    base = TrainConfig(batch_size=16, precision="fp32", device="cpu")
+    grid.grid_search({"lr": [1e-3, 3e-3]}, train, val, out, epochs=int(epochs), base=base,
+                     resume=mode == "resume", overwrite=mode == "overwrite", quiet=True)
+cli.run(main)
 """
 
 
@@ -262,8 +273,9 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(
     assert_same_run(out, reference)
 
 
-def grid_process(npz, out, mode, log, env=None) -> subprocess.Popen:
-    return start([sys.executable, "-c", GRID, str(npz), str(out), mode], log, env=env)
+def grid_process(npz, out, mode, log, env=None, epochs=2) -> subprocess.Popen:
+    command = [sys.executable, "-c", GRID, str(npz), str(out), mode, str(epochs)]
+    return start(command, log, env=env)
 
 
 def results_without_seconds(out: Path) -> list[dict]:
@@ -361,3 +373,251 @@ def test_same_seed_same_history_other_seed_other_history(npz, reference, tmp_pat
     same = history_rows(reference / "history.csv")
     assert runs[0] == same
     assert runs[1][1] != same[1]  # Epoch 1's losses and accuracies.
+
+
+# %% Issue 17: no run is ever lost or mixed. One case (at least) per numbered item.
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example(name, *args) -> list[str]:
+    return [sys.executable, str(EXAMPLES / f"{name}.py"), *map(str, args)]
+
+
+def tree(top: Path) -> dict:
+    """Every file under `top` with a SHA-256 of its bytes, and every folder (lock files,
+    which a live run holds and removes, aside)."""
+    out = {}
+    for p in sorted(top.rglob("*")):
+        if p.is_dir():
+            out[p.relative_to(top).as_posix()] = "folder"
+        elif p.name != ".pathmnist.lock":
+            out[p.relative_to(top).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def refused(proc, log: Path, words: str) -> str:
+    """Wait for `proc`: exit 2, one `error:` line matching `words`, no traceback."""
+    code, err = finish(proc, log)
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert re.search(words, lines[0]), lines[0]
+    return lines[0]
+
+
+def small_run(path: Path, kind: str) -> None:
+    """A small finished run of `kind` (its files and MARK) standing next to ours."""
+    path.mkdir(parents=True)
+    for name in ("config.json", "history.csv", "metrics.json", "report.md"):
+        (path / name).write_text(f"{kind}'s {name}")
+    (path / rundir.MARK).write_text(json.dumps({"kind": kind, "id": f"{kind}-id"}))
+
+
+def run_ids(out: Path) -> set:
+    """The run ids that the MARK, config.json and checkpoints in `out` carry."""
+    ids = {rundir.run_id(out), json.loads((out / "config.json").read_text())["run"]}
+    return ids | {checkpoints.load(out / n)["run"] for n in ("best.pt", "last.pt")}
+
+
+def test_1_overwrite_next_to_another_runs_folder_deletes_nothing(npz, reference, tmp_path):
+    """--out runs over runs/01_baseline and runs/my_best_run: refused with or without
+    --overwrite (no sentence suggests it), 03 --overwrite over 01's run is refused, and
+    nothing changes; 01 --overwrite over its own run removes its files and only them."""
+    runs = tmp_path / "runs"
+    shutil.copytree(reference, runs / "01_baseline")
+    small_run(runs / "my_best_run", "03_final_evaluation")
+    (runs / "notes.txt").write_text("the user's")
+    (runs / "01_baseline" / "notes.txt").write_text("the user's, inside the run")
+    before = tree(runs)
+    for n, flags in enumerate(([], ["--overwrite"], ["--resume"])):
+        line = refused(start(baseline(npz, runs, *flags), tmp_path / f"runs{n}"),
+                       tmp_path / f"runs{n}", "holds another run in")  # fmt: skip
+        assert "pass --overwrite" not in line and "never removes another run" in line
+    config = runs / "01_baseline" / "config.json"
+    command = example("03_final_evaluation", "--config", config, "--baseline", "none",
+                      "--data-file", npz, "--out", runs / "01_baseline", "--overwrite",
+                      *FLAGS)  # fmt: skip
+    refused(start(command, tmp_path / "other"), tmp_path / "other",
+            "holds a run of 01_baseline, not of 03_final_evaluation")  # fmt: skip
+    assert tree(runs) == before
+    own = start(baseline(npz, runs / "01_baseline", "--overwrite", "--epochs", "1"),
+                tmp_path / "own")  # fmt: skip
+    code, err = finish(own, tmp_path / "own")
+    assert code == 0, err
+    after = tree(runs)
+    assert {k: v for k, v in after.items() if not k.startswith("01_baseline")} == {
+        k: v for k, v in before.items() if not k.startswith("01_baseline")
+    }
+    assert after["01_baseline/notes.txt"] == before["01_baseline/notes.txt"]
+    assert len(history_rows(runs / "01_baseline" / "history.csv")) == 2  # Header, epoch 1.
+
+
+@pytest.mark.parametrize("race", ["01", "grid"])
+def test_2_a_second_run_is_refused_while_the_first_writes(npz, tmp_path, race):
+    """The first run is frozen (SIGSTOP) while it writes its report (01: metrics.json is
+    written, the figures are being drawn) or between two trials of a study; a second run
+    with --overwrite is refused, nothing changes, and the first ends whole, one run's files."""
+    out = tmp_path / "run"
+    if race == "01":
+        first = start(baseline(npz, out, "--epochs", "1"), tmp_path / "first", env=SLOW)
+        moment = lambda: (out / "metrics.json").exists()
+        second = baseline(npz, out, "--overwrite", "--epochs", "1")
+    else:
+        first = grid_process(npz, out, "new", tmp_path / "first", env=SLOW, epochs=1)
+        moment = lambda: (out / "results.csv").exists()
+        second = [sys.executable, "-c", GRID, str(npz), str(out), "overwrite", "1"]
+    assert wait_for(first, moment), finish(first, tmp_path / "first")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        before = tree(out)
+        refused(start(second, tmp_path / "second"), tmp_path / "second",
+                "another run is writing into .* right now")  # fmt: skip
+        assert tree(out) == before
+    finally:
+        first.send_signal(signal.SIGCONT)
+    code, err = finish(first, tmp_path / "first")
+    assert code == 0, err
+    if race == "01":
+        assert (out / "report.md").exists() and len(run_ids(out)) == 1
+    else:
+        assert len(folder.read_results(out / "results.csv")) == 2
+    assert not temporaries(out) and not (out / ".pathmnist.lock").exists()
+
+
+def test_3_a_study_is_one_run(npz, tmp_path):
+    """A search killed mid-way: a new one over it is refused before anything is written;
+    --overwrite removes all of it (its trial folders included) and only it: the user's
+    notes and the run next to it stay."""
+    out = tmp_path / "search"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    small_run(tmp_path / "other", "01_baseline")
+    proc = grid_process(npz, out, "new", tmp_path / "kill", env=SLOW)
+    second = out / TRIAL.format(0.003)
+    assert wait_for(proc, lambda: (out / "results.csv").exists() and any(
+        second.glob(".*.pt.*.tmp")))  # fmt: skip
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before, other = tree(out), tree(tmp_path / "other")
+    refused(grid_process(npz, out, "new", tmp_path / "new"), tmp_path / "new",
+            "already holds a run of search")  # fmt: skip
+    assert tree(out) == before
+    code, err = finish(grid_process(npz, out, "overwrite", tmp_path / "over", epochs=1),
+                       tmp_path / "over")  # fmt: skip
+    assert code == 0, err
+    trials = sorted(p.relative_to(out).as_posix() for p in out.glob("*/epochs=*"))
+    assert trials == ["lr=0.001/epochs=1_seed=0", "lr=0.003/epochs=1_seed=0"]
+    assert [r["epochs"] for r in folder.read_results(out / "results.csv")] == [1, 1]
+    assert (out / "notes.txt").read_text() == "the user's"
+    assert tree(tmp_path / "other") == other
+
+
+def test_4_another_runs_best_pt_is_refused_on_resume(npz, reference, tmp_path):
+    """best.pt copied in from another run (same data, same settings) is refused on --resume
+    before anything is written: it carries another run's id."""
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    train, val = (data.load_split(s, data_file=npz) for s in ("train", "val"))
+    config = TrainConfig(epochs=1, batch_size=16, precision="fp32", device="cpu")
+    fit(config, train, val, tmp_path / "other", quiet=True)
+    shutil.copyfile(tmp_path / "other" / "best.pt", out / "best.pt")
+    before = tree(out)
+    refused(start(baseline(npz, out, "--resume", "--epochs", "5"), tmp_path / "resume"),
+            tmp_path / "resume", "best.pt belongs to another run")  # fmt: skip
+    assert tree(out) == before
+
+
+def test_5_a_results_row_cut_mid_line_is_rerun_never_kept(npz, tmp_path):
+    """results.csv whose last row was cut mid-line: the resumed search trains that trial
+    again (its history.csv is rewritten), keeps the other, and ends with the rows of the
+    search it was."""
+    out = tmp_path / "search"
+    code, err = finish(grid_process(npz, out, "new", tmp_path / "a", epochs=1), tmp_path / "a")
+    assert code == 0, err
+    whole = results_without_seconds(out)
+    text = (out / "results.csv").read_text()
+    (out / "results.csv").write_text(text[: len(text) - 12])  # The last row, cut.
+    first, second = out / "lr=0.001/epochs=1_seed=0", out / "lr=0.003/epochs=1_seed=0"
+    stamps = [(p / "history.csv").stat().st_mtime_ns for p in (first, second)]
+    code, err = finish(grid_process(npz, out, "resume", tmp_path / "b", epochs=1), tmp_path / "b")
+    assert code == 0, err
+    assert results_without_seconds(out) == whole
+    assert (first / "history.csv").stat().st_mtime_ns == stamps[0]
+    assert (second / "history.csv").stat().st_mtime_ns != stamps[1]
+
+
+def test_6_a_refused_run_leaves_no_folder(npz, tmp_path):
+    """Refusals that need the data or the config (a batch of one at a 1x1 layer4, a weight
+    decay of 1e308) come before the run folder exists: none is made."""
+    out = tmp_path / "new" / "run"
+    refused(start(baseline(npz, out, "--batch-size", "1"), tmp_path / "b1"), tmp_path / "b1",
+            "layer4's BatchNorm")  # fmt: skip
+    bad = tmp_path / "best_config.json"
+    bad.write_text(json.dumps({**TrainConfig().to_dict(), "weight_decay": 1e308}))
+    command = example("03_final_evaluation", "--config", bad, "--baseline", "none",
+                      "--data-file", npz, "--out", out, *FLAGS)  # fmt: skip
+    refused(start(command, tmp_path / "wd"), tmp_path / "wd", r"weight_decay=1e\+308")
+    assert not (tmp_path / "new").exists()
+
+
+def test_7_ctrl_c_before_the_run_folder_exists_is_one_line(tmp_path):
+    """SIGINT while the example imports torch or makes the synthetic set: status 130, one
+    line that does not advise --resume (there is nothing to resume), no run folder, no
+    temporary file."""
+    out, root = tmp_path / "run", tmp_path / "root"
+    command = example("01_baseline", "--dataset", "synthetic", "--data-root", root,
+                      "--out", out, "--quiet")  # fmt: skip
+    proc = start(command, tmp_path / "int")
+    time.sleep(2.5)  # Inside the imports (torch) or the synthetic set's generation.
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    code, err = finish(proc, tmp_path / "int")
+    lines = err.strip().splitlines()
+    assert code == 130 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("interrupted") and "--resume" not in err
+    assert not out.exists() and not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_7_a_killed_figure_write_is_cleaned_like_a_checkpoints(npz, tmp_path):
+    """kill -9 inside a figure's write leaves figures/.NAME.*.tmp; the next start (here a
+    --resume) removes it, as it does a checkpoint's."""
+    out = tmp_path / "run"
+    proc = start(baseline(npz, out, "--epochs", "1"), tmp_path / "fig", env=SLOW)
+    assert wait_for(proc, lambda: any((out / "figures").glob(".*.tmp")))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any((out / "figures").glob(".*.png.*.tmp"))
+    code, err = finish(start(baseline(npz, out, "--resume", "--epochs", "1"), tmp_path / "again"),
+                       tmp_path / "again")  # fmt: skip
+    assert code == 0, err
+    assert not temporaries(out) and (out / "report.md").exists()
+
+
+def test_8_messages_say_what_is_true(tmp_path, capsys):
+    """A word for a number (as a user runs it: a subprocess) and a file training would
+    refuse each get their own one-line sentence, and nothing is written."""
+    synth = [sys.executable, "-m", "pathmnist.data.synthetic", "--out", str(tmp_path / "x.npz")]
+    refused(start([*synth, "--n-train", "abc"], tmp_path / "abc"), tmp_path / "abc",
+            "invalid int value: 'abc'")  # fmt: skip
+    assert synthetic.main([*synth[3:], "--n-train", "5"]) == 2
+    assert "each of the 9 classes" in capsys.readouterr().err
+    assert list(tmp_path.glob("*.npz")) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: data.ImageSet(np.zeros((2, 4, 4, 3), np.uint8), [0, 9], data.CLASS_NAMES),
+         "label 9 lies outside the 9 classes"),
+        (lambda: rgb_to_hed(torch.rand(1, 3, 4, 4) * 255), "divide 0..255 images by 255"),
+        (lambda: rgb_to_hed(torch.full((1, 3, 4, 4), float("nan"))), "NaN"),
+        (lambda: resnet18()(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)), "torch.uint8 batch"),
+        (lambda: resolve_precision("auto", "tpu"), "unknown device 'tpu'"),
+    ],
+)  # fmt: skip
+def test_9_the_library_refuses_what_it_would_get_wrong(call, words):
+    """Each of these was a raw error or a silent wrong answer: now one sentence."""
+    with pytest.raises(PathMNISTError, match=words) as info:
+        call()
+    assert "\n" not in str(info.value)

@@ -276,12 +276,12 @@ def test_build_mix_picks_what_the_config_asks_for():
 
 def test_fit_writes_the_run_directory(splits, tiny, tmp_path):
     """history.csv (the contract's columns), config.json, last.pt and best.pt (and the
-    lock file); no temporary files; load_checkpoint rebuilds the returned (best) model
-    and its eval transform."""
+    run mark, its kind and id; the lock file is gone); no temporary files; load_checkpoint
+    rebuilds the returned (best) model and its eval transform."""
     train, val = splits
     history = fit(config(epochs=2), train, val, tmp_path, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".pathmnist.lock", "best.pt", "config.json", "history.csv", "last.pt",
+        ".pathmnist-run.json", "best.pt", "config.json", "history.csv", "last.pt",
     ]  # fmt: skip
     header = (tmp_path / "history.csv").read_text().splitlines()[0]
     assert header == ",".join(HISTORY_COLUMNS)
@@ -417,7 +417,7 @@ def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(splits,
     fit(config(epochs=1), train, val, tmp_path, quiet=True)
     (tmp_path / "notes.txt").write_text("mine")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(PathMNISTError, match="already holds a run; pass --resume"):
+    with pytest.raises(PathMNISTError, match="already holds a run of train; pass --resume"):
         fit(config(epochs=2), train, val, tmp_path, quiet=True)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     history = fit(config(epochs=2), train, val, tmp_path, quiet=True, overwrite=True)

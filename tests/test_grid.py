@@ -161,7 +161,7 @@ def test_results_file_round_trip_and_refusals(tmp_path):
         folder.read_results(tmp_path / "results.csv")
     header = ",".join(folder.RESULT_COLUMNS)
     (tmp_path / "results.csv").write_text(header + '\n"{}",3,0,high,0.5,1,2.0\n')
-    with pytest.raises(PathMNISTError, match="not a number"):
+    with pytest.raises(PathMNISTError, match="line 2 is damaged"):
         folder.read_results(tmp_path / "results.csv")
 
 
@@ -251,7 +251,7 @@ def test_a_resume_of_another_search_is_refused(splits, tiny, tmp_path, changes, 
 def test_existing_results_need_resume(splits, tmp_path):
     """resume=False refuses to mix a new search into a folder holding one."""
     (tmp_path / "results.csv").write_text(",".join(folder.RESULT_COLUMNS) + "\n")
-    with pytest.raises(PathMNISTError, match="already holds a run; pass --resume"):
+    with pytest.raises(PathMNISTError, match="already holds a run of search; pass --resume"):
         grid.grid_search({"lr": [1e-3]}, *splits, tmp_path, resume=False)
     with pytest.raises(PathMNISTError, match=r"nothing to resume .*\(no search\.json\)"):
         grid.grid_search({"lr": [1e-3]}, *splits, tmp_path / "new", resume=True)

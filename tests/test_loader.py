@@ -22,7 +22,7 @@ def tagged_set(n, side=2):
     """n images whose pixel (0, 0, 0) and label both equal the image's index (mod 256)."""
     images = np.zeros((n, side, side, 3), np.uint8)
     images[:, 0, 0, 0] = np.arange(n) % 256
-    return ImageSet(images, np.arange(n), ("a",))
+    return ImageSet(images, np.arange(n), tuple(f"c{i}" for i in range(n)))  # A class each.
 
 
 def expected_order(n, seed, epoch):

@@ -40,6 +40,7 @@ def test_a_best_pt_of_another_epoch_is_refused_on_resume(splits, tiny, tmp_path)
     saved = checkpoints.load(tmp_path / "a" / "last.pt")
     best_epoch = saved["early_stopping"]["best_epoch"]
     other = checkpoints.load(tmp_path / "b" / "best.pt")
+    other["run"] = saved["run"]  # a's own run id: only its epoch differs.
     checkpoints.save({**other, "epoch": best_epoch + 1}, tmp_path / "a" / "best.pt")
     with pytest.raises(PathMNISTError, match=rf"is from epoch {best_epoch + 1}, not the best"):
         fit(config(epochs=3, patience=5), train, val, tmp_path / "a", resume=True)

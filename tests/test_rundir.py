@@ -1,9 +1,13 @@
 """pathmnist.training.rundir: a run folder holding a run is refused before anything in it changes,
---overwrite removes exactly the files this package writes (a user's notes.txt and
-figures/mine.jpg survive), a folder one process holds is refused to another (and freed
-when that process dies, even by SIGKILL), start removes the temporary files a killed
-write left, and an --out that is empty, a file or under a file is refused."""
+--overwrite removes exactly the files and member folders of its own kind of run (a user's
+notes.txt and figures/mine.jpg survive), another run (another kind, or a run in a
+sub-folder) is refused with or without --overwrite and nothing there is touched, a folder
+one process holds is refused to another (and freed when that process dies, even by
+SIGKILL; a nested hold in the same process shares it), a refused run leaves no folder,
+start removes the temporary files a killed write left (figures/ too), and an --out that
+is empty, a file or under a file is refused."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +17,7 @@ import textwrap
 import pytest
 
 from pathmnist.errors import PathMNISTError
+from pathmnist.files import LOCK
 from pathmnist.training import rundir
 
 # A Python process that takes the lock on argv[1], says so, and holds it until stdin closes.
@@ -41,11 +46,11 @@ def files(folder):
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
-def make_run(out):
-    """A finished run folder as the examples leave it, plus the user's own files and a
-    search trial folder."""
+def make_run(out, family="search"):
+    """A finished run folder of `family` as the examples leave it (a search with a trial
+    folder), plus the user's own files and a killed write's temporary files."""
     out.mkdir(parents=True)
-    for name in rundir.OWNED:
+    for name in rundir.FAMILIES[family]:
         (out / name).write_text(name)
     (out / "figures").mkdir()
     (out / "figures" / "loss_curve.png").write_bytes(b"png")
@@ -53,11 +58,12 @@ def make_run(out):
     (out / "notes.txt").write_text("what I tried")
     (out / "mydata").mkdir()  # A folder of the user's: not a run, so never removed.
     (out / "mydata" / "table.csv").write_text("a,b")
-    trial = out / "adam_lr=0.001" / "epochs=3_seed=0"
-    trial.mkdir(parents=True)
-    (trial / "history.csv").write_text("x")
-    (out / "adam_lr=0.001" / "history.csv").write_text("x")  # The trial folder is a run.
+    if family == "search":
+        trial = out / "adam_lr=0.001" / "epochs=3_seed=0"
+        trial.mkdir(parents=True)
+        (trial / "history.csv").write_text("x")
     (out / ".history.csv.k2j3.tmp").write_text("half a file")
+    (out / "figures" / ".roc.png.k2j3.tmp").write_text("half a figure")
 
 
 @pytest.fixture
@@ -115,28 +121,33 @@ def test_absent_and_empty_folders_are_fine(tmp_path):
 def test_user_files_alone_are_not_a_run(tmp_path):
     """A folder with only the user's files (and a lock file) is used as it is."""
     (tmp_path / "notes.txt").write_text("x")
-    (tmp_path / rundir.LOCK).write_text("")
+    (tmp_path / LOCK).write_text("")
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "mine.jpg").write_bytes(b"x")
     assert not rundir.holds_run(tmp_path)
     rundir.start(tmp_path, resume=False, overwrite=False)
-    assert files(tmp_path) == [rundir.LOCK, "figures/mine.jpg", "notes.txt"]
+    assert files(tmp_path) == sorted([LOCK, rundir.MARK, "figures/mine.jpg", "notes.txt"])
 
 
-@pytest.mark.parametrize("name", [*rundir.OWNED, "figures/acc.png", "trial/history.csv"])
+@pytest.mark.parametrize(
+    "name", [*rundir.OWNED, "figures/acc.png", "adam_lr=0.001/epochs=3_seed=0/history.csv"]
+)
 def test_any_file_of_ours_makes_a_run(tmp_path, name):
     """One file this package writes (or a trial folder holding one) is an earlier run."""
-    (tmp_path / name).parent.mkdir(exist_ok=True)
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / name).write_text("x")
     assert rundir.holds_run(tmp_path)
-    with pytest.raises(PathMNISTError, match="already holds a run; pass --resume"):
-        rundir.check_start(tmp_path, resume=False, overwrite=False)
+    with pytest.raises(PathMNISTError, match=r"already holds a run of .*; pass --resume"):
+        rundir.check_start(tmp_path, resume=False, overwrite=False, kind=rundir.KINDS.get(
+            "search" if name in ("search.json", "best_config.json", "results.csv")
+            or "seed" in name else
+            "study" if name == "study.json" else "train"))  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("resume", "overwrite", "words"),
     [
-        (False, False, "already holds a run; pass --resume to continue it, --overwrite"),
+        (False, False, "already holds a run of search; pass --resume to continue it"),
         (True, True, "--resume and --overwrite contradict each other"),
     ],
 )
@@ -148,7 +159,7 @@ def test_refusals_touch_nothing(tmp_path, resume, overwrite, words):
     before = snapshot(out)
     for call in (rundir.check_start, rundir.start):
         with pytest.raises(PathMNISTError, match=words) as info:
-            call(out, resume, overwrite)
+            call(out, resume, overwrite, "search.json")
         assert "\n" not in str(info.value)
     assert snapshot(out) == before
 
@@ -161,13 +172,13 @@ def test_resume_needs_the_resume_file(tmp_path):
     (out / "history.csv").write_text("header\nan epoch\n")  # A run past its first epoch.
     with pytest.raises(PathMNISTError, match=r"nothing to resume in .*\(no last\.pt\); drop"):
         rundir.start(out, resume=True, overwrite=False)
-    with pytest.raises(PathMNISTError, match=r"\(no search\.json\)"):
+    with pytest.raises(PathMNISTError, match=r"holds a run of train, not of search; choose"):
         rundir.start(out, resume=True, overwrite=False, resume_file="search.json")
     assert files(out) == ["history.csv"]
     (out / "last.pt").write_text("x")
     (out / ".last.pt.abc.tmp").write_text("half")
     assert rundir.start(out, resume=True, overwrite=False) == out
-    assert files(out) == ["history.csv", "last.pt"]  # Only the temporary file went.
+    assert files(out) == [rundir.MARK, "history.csv", "last.pt"]  # The temporary file went.
 
 
 def test_resume_of_a_run_stopped_before_its_first_epoch_starts_it_again(tmp_path):
@@ -181,20 +192,22 @@ def test_resume_of_a_run_stopped_before_its_first_epoch_starts_it_again(tmp_path
     (out / "notes.txt").write_text("mine")
     assert rundir.unstarted(out)
     assert rundir.start(out, resume=True, overwrite=False) == out
-    assert files(out) == ["notes.txt"]
+    assert files(out) == [rundir.MARK, "notes.txt"]
     (out / "history.csv").write_text("epoch,train_loss\n1,0.5\n")
     assert not rundir.unstarted(out)
 
 
 def test_overwrite_removes_only_what_the_package_wrote(tmp_path):
-    """--overwrite deletes every OWNED file, the figures it drew, trial folders and
-    temporary files; the user's notes.txt, figures/mine.jpg and own folder survive."""
+    """--overwrite deletes the search's files, the figures it drew, its trial folders (the
+    emptied TRIAL/ too) and temporary files; the user's notes.txt, figures/mine.jpg and own
+    folder survive."""
     out = tmp_path / "run"
     make_run(out)
-    rundir.start(out, resume=False, overwrite=True)
-    assert files(out) == ["figures/mine.jpg", "mydata/table.csv", "notes.txt"]
+    rundir.start(out, resume=False, overwrite=True, resume_file="search.json")
+    assert files(out) == [rundir.MARK, "figures/mine.jpg", "mydata/table.csv", "notes.txt"]
+    assert not (out / "adam_lr=0.001").exists()
     assert (out / "figures" / "mine.jpg").read_bytes() == b"the user's photo"
-    assert not rundir.holds_run(out)
+    assert rundir.owned_paths(out) == []
 
 
 def test_overwrite_removes_an_emptied_figures_folder(tmp_path):
@@ -207,12 +220,14 @@ def test_overwrite_removes_an_emptied_figures_folder(tmp_path):
 
 
 def test_owned_paths_lists_exactly_ours(tmp_path):
-    """owned_paths names the OWNED files, figures/*.png, temporary files and trial folders."""
+    """owned_paths names the family's files, figures/*.png, temporary files (figures' too)
+    and the member trial folders."""
     make_run(tmp_path / "run")
     owned = {
         p.relative_to(tmp_path / "run").as_posix() for p in rundir.owned_paths(tmp_path / "run")
     }
-    expected = {*rundir.OWNED, "figures/loss_curve.png", ".history.csv.k2j3.tmp", "adam_lr=0.001"}
+    expected = {*rundir.FAMILIES["search"], "figures/loss_curve.png", ".history.csv.k2j3.tmp",
+                "figures/.roc.png.k2j3.tmp", "adam_lr=0.001/epochs=3_seed=0"}  # fmt: skip
     assert owned == expected
     assert rundir.owned_paths(tmp_path / "absent") == []
 
@@ -228,7 +243,7 @@ def test_start_removes_temporary_files_only(tmp_path):
     (tmp_path / "notes.tmp").write_text("the user's")
     assert not rundir.holds_run(tmp_path)  # Leftovers of a killed write are not a run.
     rundir.start(tmp_path, resume=False, overwrite=False)
-    assert files(tmp_path) == ["notes.tmp"]
+    assert files(tmp_path) == [rundir.MARK, "notes.tmp"]
 
 
 # The lock
@@ -255,18 +270,124 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path, holder):
         pass
 
 
-def test_the_same_process_cannot_lock_twice(tmp_path):
-    """A nested lock on the same folder is refused too (flock belongs to an open file, not
-    a process), and leaving the outer one frees it."""
-    with rundir.lock(tmp_path) as out:
-        assert out == tmp_path and (tmp_path / rundir.LOCK).exists()
-        with pytest.raises(PathMNISTError, match="another run"), rundir.lock(tmp_path):
-            pass
+def test_a_nested_hold_in_the_same_process_shares_it(tmp_path):
+    """fit inside an example's hold locks the same folder again: the same process shares
+    its hold (and its kind), and leaving the outer one frees the folder and its lock file."""
+    with rundir.lock(tmp_path, "01_baseline") as out:
+        assert out == tmp_path and (tmp_path / LOCK).exists()
+        with rundir.lock(tmp_path / "."):
+            rundir.start(tmp_path, resume=False, overwrite=False)
+        assert rundir.read_mark(tmp_path)["kind"] == "01_baseline"
+    assert not (tmp_path / LOCK).exists()
     with rundir.lock(tmp_path / "."):
         pass
 
 
-def test_lock_creates_the_folder(tmp_path):
-    """lock() makes a missing --out (and its parents) and holds only the lock file in it."""
+def test_lock_creates_the_folder_and_a_refused_run_removes_it(tmp_path):
+    """lock() makes a missing --out (and its parents) and holds only the lock file in it;
+    a run refused inside leaves neither the folders nor the lock file behind."""
     with rundir.lock(tmp_path / "a" / "b") as out:
-        assert files(out) == [rundir.LOCK]
+        assert files(out) == [LOCK]
+    assert list(tmp_path.iterdir()) == []
+    with (
+        pytest.raises(PathMNISTError, match="bad"),
+        rundir.hold(tmp_path / "c" / "d", "01_baseline"),
+    ):
+        raise PathMNISTError("bad")
+    assert list(tmp_path.iterdir()) == []
+
+
+# Another run: refused with or without --overwrite, nothing touched
+
+
+def train_run(out, kind="01_baseline"):
+    out.mkdir(parents=True)
+    for name in ("config.json", "history.csv", "best.pt", "metrics.json", "report.md"):
+        (out / name).write_text(name)
+    (out / rundir.MARK).write_text(json.dumps({"kind": kind, "id": kind}))
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_of_other_runs_is_refused_with_or_without_overwrite(tmp_path, overwrite):
+    """--out runs over runs/01_baseline and runs/my_best_run: refused, whatever the flag,
+    with a sentence that suggests no flag that would lose data; nothing changes."""
+    train_run(tmp_path / "runs" / "01_baseline")
+    train_run(tmp_path / "runs" / "my_best_run", "03_final_evaluation")
+    before = snapshot(tmp_path)
+    for kind in ("01_baseline", "02_tuning", "04_stain_shift"):
+        with pytest.raises(
+            PathMNISTError, match=r"holds another run in .*choose another --out"
+        ) as e:
+            rundir.hold(tmp_path / "runs", kind, overwrite=overwrite)
+        assert "pass --overwrite" not in str(e.value)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("found", "kind"),
+    [("01_baseline", "03_final_evaluation"), ("03_final_evaluation", "01_baseline"),
+     ("01_baseline", "02_tuning"), ("02_tuning", "04_stain_shift")],
+)  # fmt: skip
+def test_another_examples_run_is_refused_even_with_overwrite(tmp_path, found, kind):
+    """A folder holding another example's run is never replaced: --overwrite is refused
+    too, and nothing changes."""
+    out = tmp_path / "run"
+    if rundir.KINDS[found] == "train":
+        train_run(out, found)
+    else:
+        make_run(out, rundir.KINDS[found])
+        (out / rundir.MARK).write_text(json.dumps({"kind": found, "id": "x"}))
+    before = snapshot(tmp_path)
+    for resume, overwrite in ((False, True), (True, False), (False, False)):
+        with pytest.raises(PathMNISTError, match=f"holds a run of {found}, not of {kind}"):
+            rundir.hold(out, kind, resume, overwrite)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_run_in_a_sub_folder_of_a_training_run_is_refused(tmp_path):
+    """A training run has no members: a run inside it is another run, kept whole."""
+    train_run(tmp_path / "run")
+    train_run(tmp_path / "run" / "inner")
+    with pytest.raises(PathMNISTError, match=r"another run in .*inner"):
+        rundir.check_start(tmp_path / "run", False, True, kind="01_baseline")
+
+
+def test_the_librarys_fit_may_resume_an_examples_run_of_its_family(tmp_path):
+    """fit (kind "train") resumes or replaces a 01 run: the same files; the mark keeps 01."""
+    train_run(tmp_path / "run")
+    (tmp_path / "run" / "last.pt").write_text("x")
+    assert rundir.check_start(tmp_path / "run", True, False) == tmp_path / "run"
+
+
+def test_a_damaged_mark_is_refused(tmp_path):
+    """A hand-edited MARK: which run the folder holds is unknown, so nothing is removed."""
+    train_run(tmp_path / "run")
+    (tmp_path / "run" / rundir.MARK).write_text("{not json")
+    with pytest.raises(PathMNISTError, match=r"is damaged.*choose another --out"):
+        rundir.check_start(tmp_path / "run", False, True, kind="01_baseline")
+
+
+def test_a_run_killed_right_after_marking_its_folder_resumes_from_the_start(tmp_path):
+    """Only MARK there (killed before config.json): unstarted, so --resume starts it again
+    (with its kind kept) instead of saying there is nothing to resume."""
+    with rundir.lock(tmp_path, "01_baseline"):
+        rundir.start(tmp_path, resume=False, overwrite=False)
+    assert rundir.holds_run(tmp_path) and rundir.unstarted(tmp_path)
+    with rundir.lock(tmp_path, "01_baseline"):
+        assert rundir.start(tmp_path, resume=True, overwrite=False) == tmp_path
+    assert files(tmp_path) == [rundir.MARK]
+
+
+def test_optuna_trial_folders_are_members_of_their_search(tmp_path):
+    """A search's trials under `trial_0003/` (the optuna strategy's) are its own: --resume
+    accepts them and --overwrite removes them; a `trial_x/` run is another run."""
+    make_run(tmp_path / "run")
+    (tmp_path / "run" / "trial_0003").mkdir()
+    (tmp_path / "run" / "trial_0003" / "history.csv").write_text("x")
+    assert rundir.check_start(tmp_path / "run", True, False, "search.json")
+    rundir.start(tmp_path / "run", resume=False, overwrite=True, resume_file="search.json")
+    assert not (tmp_path / "run" / "trial_0003").exists()
+    (tmp_path / "run" / "trial_x").mkdir()
+    (tmp_path / "run" / "trial_x" / "history.csv").write_text("x")
+    with pytest.raises(PathMNISTError, match="another run in"):
+        rundir.check_start(tmp_path / "run", False, True, "search.json")

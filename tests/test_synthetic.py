@@ -238,7 +238,7 @@ def test_cli_in_process(tmp_path, capsys):
 
 def test_cli_as_a_module(tmp_path):
     """`python -m pathmnist.data.synthetic --out FILE` exits 0 and writes a file medmnist reads."""
-    argv = ["--out", str(tmp_path / "pathmnist_64.npz"), "--n-train", "4", "--n-val", "3"]
+    argv = ["--out", str(tmp_path / "pathmnist_64.npz"), "--n-train", "9", "--n-val", "3"]
     run = subprocess.run(
         [sys.executable, "-m", "pathmnist.data.synthetic", *argv, "--n-test", "2", "--quiet"],
         capture_output=True, text=True, check=False,
@@ -287,14 +287,37 @@ def test_ensure_synthetic_rejects_bad_shifts(tmp_path, kwargs):
 
 
 @pytest.mark.parametrize(
-    "flag", [["--n-train", "0"], ["--size", "4"], ["--shift", "-1"], ["--scanner", "-1"]]
+    ("flag", "words"),
+    [
+        (["--n-train", "0"], "--n-train 0 cannot hold one image of each of the 9 classes"),
+        (["--n-train", "8"], "pass --n-train 9 or more"),
+        (["--size", "4"], "size"),
+        (["--size", "2048"], "--size 2048 is above 1024"),
+        (["--shift", "-1"], "shift"),
+        (["--scanner", "-1"], "scanner"),
+    ],
 )
-def test_cli_bad_value_exits_2(tmp_path, capsys, flag):
-    """A bad flag value prints `error: <sentence>` and returns status 2, writing nothing."""
+def test_cli_bad_value_exits_2(tmp_path, capsys, flag, words):
+    """A bad flag value, or a file training would refuse (a class missing from the
+    training split, images past TrainConfig's largest size), prints one `error:` sentence
+    and returns status 2, writing nothing."""
     out = tmp_path / "bad.npz"
     assert synthetic.main(["--out", str(out), "--quiet", *flag]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [["--n-train", "abc"], ["--size"], ["--colour", "red"], []])
+def test_cli_bad_flags_are_one_line(tmp_path, capsys, flags):
+    """argparse's own refusals (a word for a number, a missing value, an unknown flag, no
+    --out) are one `error:` line and exit status 2, not a usage block."""
+    argv = [*flags, "--quiet"] if not flags else ["--out", str(tmp_path / "x.npz"), *flags]
+    with pytest.raises(SystemExit) as e:
+        synthetic.main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def digest(arrays):

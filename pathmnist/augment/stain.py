@@ -63,9 +63,23 @@ def _combine(h):
     return torch.exp(log_rgb).clamp_(0, 1)
 
 
+def _check_values(x, name, unit=True):
+    """Refuse NaN (and, for rgb, values outside [0, 1]: 0..255 floats are a forgotten
+    division by 255, which would give silently wrong stains). A data-dependent check, so
+    only the public functions make it, not the per-batch transforms."""
+    if torch.isnan(x).any():
+        raise PathMNISTError(f"{name} got NaN values; pass finite images.")
+    if unit and x.numel() and (x.min() < 0 or x.max() > 1):
+        raise PathMNISTError(
+            f"{name} got values in [{float(x.min()):g}, {float(x.max()):g}]; pass rgb in "
+            "[0, 1] (divide 0..255 images by 255, as ToFloat does)."
+        )
+
+
 def rgb_to_hed(x):
     """Haematoxylin, eosin, DAB amounts (B, 3, H, W) >= 0 of rgb x (B, 3, H, W) in [0, 1]."""
     float_batch(x, "rgb_to_hed")
+    _check_values(x, "rgb_to_hed")
     return _separate(x).clamp_min_(0)
 
 
@@ -73,6 +87,7 @@ def hed_to_rgb(h):
     """rgb (B, 3, H, W) in [0, 1] of stain amounts h (B, 3, H, W); inverts rgb_to_hed
     wherever rgb_to_hed did not clip (see the module docstring)."""
     float_batch(h, "hed_to_rgb")
+    _check_values(h, "hed_to_rgb", unit=False)
     return _combine(h)
 
 
@@ -217,6 +232,7 @@ def fit_macenko(images, Io=240, alpha=1, beta=0.15):
     if batch_layout(x, "fit_macenko") == (1, 2):
         pixels = x.reshape(-1, 3)  # (P, 3) uint8, a view
     else:
+        _check_values(x, "fit_macenko")
         pixels = x.permute(0, 2, 3, 1).reshape(-1, 3)  # (P, 3) in [0, 1]
     pixels = pixels[:: max(1, -(-len(pixels) // MAX_FIT_PIXELS))]  # Stride, then copy.
     intensity = pixels.float() if pixels.dtype == torch.uint8 else pixels * 255  # torchstain

@@ -1,6 +1,5 @@
-"""PathMNIST on disk and in memory: facts, download, load_split, ImageSet, stratified_subset,
-(BatchLoader, which feeds a split to the model, is in pathmnist.data.loader).
-
+"""PathMNIST on disk and in memory: facts, download, load_split, ImageSet, stratified_subset
+(pathmnist.data.loader feeds a split to the model).
 Source: MedMNIST v2 (Yang et al. 2023, Scientific Data 10:41, arXiv 2110.14795); PathMNIST is
 Kather et al. 2019's NCT-CRC-HE-100K (train/val) and CRC-VAL-HE-7K (test). Every fact (class
 names in label order, split sizes, URLs and MD5 sums per image size) is read from
@@ -8,8 +7,7 @@ names in label order, split sizes, URLs and MD5 sums per image size) is read fro
 keys `{train,val,test}_{images,labels}`), the one `medmnist.PathMNIST` reads.
 
 Tested against medmnist.INFO (facts), a local file:// URL (download, MD5, atomic write,
-interruption), tiny MedMNIST-format npz files (load_split and its bad-input errors) and
-hypothesis properties (stratified counts; every index exactly once per epoch).
+interruption), tiny npz files (load_split and its refusals) and hypothesis properties.
 """
 
 import hashlib
@@ -74,12 +72,11 @@ def file_md5(path) -> str:
 
 
 def download(root=None, size: int = 64, *, url=None, md5=None, progress: bool = True) -> Path:
-    """Fetch the PathMNIST npz for `size` into `root` (default ~/.medmnist), MD5-checked.
-
-    A file already there with the right MD5 is kept as is; one with a wrong MD5 is fetched
-    again (with a warning). The bytes go to a temporary file in `root`, renamed over the
-    target only after the MD5 matches, so no partial file survives an error or Ctrl-C.
-    `url` and `md5` override medmnist's (the tests use a local file:// URL).
+    """Fetch the PathMNIST npz for `size` into `root` (default ~/.medmnist), MD5-checked. A
+    file already there with the right MD5 is kept; one with a wrong MD5 is fetched again
+    (with a warning). The bytes go to a temporary file in `root`, renamed over the target
+    only after the MD5 matches, so no partial file survives an error or Ctrl-C. `url` and
+    `md5` override medmnist's (the tests use a local file:// URL).
     """
     suffix = _suffix(size)  # Validates size even when url and md5 are given.
     source = url or INFO["url" + suffix]
@@ -134,12 +131,21 @@ class ImageSet:
                 f"ImageSet images are {self.images.dtype} {self.images.shape};"
                 " give uint8 (N, H, W, 3) arrays."
             )
-        self.labels = np.asarray(self.labels, dtype=np.int64)  # No copy when already int64.
+        labels = np.asarray(self.labels)
+        if labels.dtype.kind not in "iu" and not np.array_equal(labels, np.trunc(labels)):
+            raise PathMNISTError(f"ImageSet labels are {labels.dtype}, not integers; fix them.")
+        self.labels = labels.astype(np.int64, copy=False)  # No copy when already int64.
         if self.labels.shape != (len(self.images),):
             raise PathMNISTError(
                 f"ImageSet labels have shape {self.labels.shape}; give one label per image, (N,)."
             )
         self.class_names = tuple(self.class_names)
+        odd = self.labels[(self.labels < 0) | (self.labels >= len(self.class_names))]
+        if odd.size:
+            raise PathMNISTError(
+                f"ImageSet label {int(odd[0])} lies outside the {len(self.class_names)} classes "
+                f"(0..{len(self.class_names) - 1}); give labels that index class_names."
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -184,6 +190,11 @@ def _class_names(path: Path, labels: dict[str, np.ndarray]) -> tuple[str, ...]:
     k = len(medmnist.INFO[flag]["label"]) if known else len(np.unique(train))
     odd = sorted({int(v) for y in labels.values() for v in np.unique(y) if v >= k})
     missing = sorted(set(range(k)) - set(np.unique(train).tolist()))
+    if k == 1 and not known:
+        raise PathMNISTError(
+            f"{path}: the training split holds one class only (label {int(train[0])}); a "
+            "classifier needs two or more: give a file with every class."
+        )
     if odd or missing:
         problem = f"label(s) {', '.join(map(str, odd[:5]))} lie outside 0..{k - 1}" if odd else ""
         problem += "; " if odd and missing else ""
@@ -214,6 +225,10 @@ def load_split(split: str, root=None, size: int = 64, data_file=None) -> ImageSe
             download(root, size)
     else:
         path = Path(data_file)
+        what = "not a regular file (a device or pipe?)"
+        what = "empty" if not str(data_file).strip() else "a folder" if path.is_dir() else what
+        if str(data_file).strip() == "" or (path.exists() and not path.is_file()):
+            raise PathMNISTError(f"data file {str(data_file)!r} is {what}; give an npz file.")
         if not path.is_file():
             raise PathMNISTError(f"data file {path} does not exist; check the path.")
     image_key, label_key = f"{split}_images", f"{split}_labels"
@@ -245,9 +260,24 @@ def load_split(split: str, root=None, size: int = 64, data_file=None) -> ImageSe
             " give one label per image."
         )
     names = _class_names(path, labels)
+    head = images[:1000]  # A cheap look first: only an all-constant head reads the rest.
+    if head.min() == head.max() and images.min() == images.max():
+        raise PathMNISTError(
+            f"{path}: every {split} image is one flat value ({int(images.min())}); nothing can be "
+            "learned or normalised from it: fix the file."
+        )
     if images.ndim == 3:
         images = np.repeat(images[..., None], 3, axis=3)  # (N, H, W) -> (N, H, W, 3)
     return ImageSet(images, y, names)
+
+
+def check_same_size(splits: dict) -> None:
+    """Refuse splits whose images differ in size: a model trained at one size is evaluated
+    at that size."""
+    sizes = {name: s.image_size for name, s in splits.items()}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{n} {v}x{v}" for n, v in sizes.items())
+        raise PathMNISTError(f"the splits' images differ in size ({listed}); fix the file.")
 
 
 def stratified_subset(imageset: ImageSet, fraction: float, seed: int = 0) -> ImageSet:

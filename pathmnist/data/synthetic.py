@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pathmnist.config import LIMITS
 from pathmnist.data.tissue import tissue_maps
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import atomic_path
@@ -224,6 +225,8 @@ def ensure_synthetic(root, sizes=DEFAULT_SIZES, size=64, seed=0, shift=DEFAULT_S
 def _check_out(out):
     """Refuse an --out that is a folder or lies under a file, before any work is done."""
     path = Path(out)
+    if not str(out).strip():
+        raise PathMNISTError("--out is empty; pass a file name, e.g. --out lab.npz.")
     if path.is_dir():
         raise PathMNISTError(f"--out {out} is a folder; pass a file name, e.g. {path / 'lab.npz'}.")
     folder = next((p for p in path.parents if p.exists()), None)
@@ -231,11 +234,30 @@ def _check_out(out):
         raise PathMNISTError(f"--out {out} lies under {folder}, a file; pass a path in a folder.")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose refusal of a bad flag is one `error:` line and exit status 2."""
+
+    def error(self, message):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _trainable(sizes, size):
+    """Refuse what training on the file would refuse: a training split missing a class
+    (each of the 9 needs an image; 9 or more draw every class) or images past TrainConfig's
+    largest size."""
+    if sizes[0] < len(PROPORTIONS):
+        raise PathMNISTError(
+            f"--n-train {sizes[0]} cannot hold one image of each of the {len(PROPORTIONS)} "
+            f"classes, which training needs; pass --n-train {len(PROPORTIONS)} or more."
+        )
+    if size > LIMITS["size"]:
+        raise PathMNISTError(f"--size {size} is above {LIMITS['size']}; pass a smaller size.")
+
+
 def main(argv=None):
     """CLI: python -m pathmnist.data.synthetic --out FILE [...]; returns the exit status."""
-    p = argparse.ArgumentParser(
-        "python -m pathmnist.data.synthetic", description=__doc__.split("\n")[0]
-    )
+    p = _Parser("python -m pathmnist.data.synthetic", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="npz file to write")
     for split, n in zip(SPLITS, DEFAULT_SIZES, strict=True):
         p.add_argument(f"--n-{split}", type=int, default=n, help=f"{split} images ({n})")
@@ -251,12 +273,16 @@ def main(argv=None):
         sizes = (args.n_train, args.n_val, args.n_test)
         show = not args.quiet and sys.stderr.isatty()
         _check_out(args.out)
+        _trainable(sizes, args.size)
         arrays = generate(*sizes, size=args.size, seed=args.seed, shift=args.shift,
                           scanner=args.scanner, progress=show)  # fmt: skip
         write_npz(args.out, arrays)
     except PathMNISTError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # The npz is written atomically: nothing half-written stays.
+        print("\ninterrupted: nothing was written; rerun the same command.", file=sys.stderr)
+        return 130
     except OSError as err:  # A full disk, no permission: one line, not a traceback.
         print(f"error: could not write {args.out} ({err.strerror}); pick another --out.",
               file=sys.stderr)  # fmt: skip

@@ -198,6 +198,11 @@ class ResNet(nn.Module):
         under torch.compile; channels_last tensors report the same logical NCHW shape.
         """
         m = self.min_size
+        if not x.is_floating_point():  # A uint8 batch: conv2d would fail on its dtype.
+            raise PathMNISTError(
+                f"ResNet got a {x.dtype} batch; convert it to a normalised float batch first "
+                "(transforms.ToFloat and Normalize, or the run's eval transform)."
+            )
         if x.dim() == 4 and x.shape[1] == 3 and x.shape[2] >= m and x.shape[3] >= m:
             # Train-mode BatchNorm needs more than one value per channel; layer4's output,
             # ceil(H / stride) x ceil(W / stride), is the smallest map it normalises.

@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import time
 from pathlib import Path
 
@@ -39,32 +40,44 @@ def trial_name(params) -> str:
 
 
 def read_results(path) -> list[dict]:
-    """Read results.csv into dicts with typed values (an absent file reads as no rows)."""
+    """Read results.csv into dicts with typed values (an absent file reads as no rows).
+
+    A last row cut mid-line (no newline at its end: a hand edit, a copy cut short) is
+    dropped, so its run is trained again, never kept half-read; any other row that is short,
+    not a number, or not finite (`nan`) is refused with one sentence."""
     path = Path(path)
     if not path.exists():
         return []
     fix = "choose another --out, or pass --overwrite to start the search anew"
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames != RESULT_COLUMNS:
-            raise PathMNISTError(f"{path} is not a results file of this search; {fix}.")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PathMNISTError(f"{path} is unreadable ({e}); {fix}.") from None
+    lines = text.splitlines(keepends=True)
+    if len(lines) > 1 and not lines[-1].endswith("\n"):
+        lines = lines[:-1]  # Cut mid-line: that run is trained again.
+    reader = csv.DictReader(lines)
+    if reader.fieldnames != RESULT_COLUMNS:
+        raise PathMNISTError(f"{path} is not a results file of this search; {fix}.")
+    rows = []
+    for n, r in enumerate(reader, start=2):
         try:
-            return [
-                {
-                    "params": json.loads(r["params"]),
-                    "epochs": int(r["epochs"]),
-                    "seed": int(r["seed"]),
-                    "val_acc": float(r["val_acc"]),
-                    "val_loss": float(r["val_loss"]),
-                    "best_epoch": int(r["best_epoch"]),
-                    "seconds": float(r["seconds"]),
-                }
-                for r in reader
-            ]
+            row = {k: _number(k, r[k]) for k in RESULT_COLUMNS[1:]}
+            row = {"params": json.loads(r["params"]), **row}
+            if not isinstance(row["params"], dict) or None in r.values() or None in r:
+                raise ValueError("a cell is missing or extra")
         except (ValueError, TypeError) as e:
-            raise PathMNISTError(
-                f"{path} holds a value that is not a number ({e}); {fix}."
-            ) from None
+            raise PathMNISTError(f"{path} line {n} is damaged ({e}); {fix}.") from None
+        rows.append(row)
+    return rows
+
+
+def _number(column: str, text):
+    """One results.csv cell as its type; `nan`, `inf` and non-numbers are refused."""
+    value = float(text) if column in ("val_acc", "val_loss", "seconds") else int(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{column} is {text}, not a finite number")
+    return value
 
 
 def _write_results(path, rows) -> None:
@@ -80,10 +93,10 @@ def _write_results(path, rows) -> None:
 class Search:
     """A search folder: its search.json key, its results.csv, and running one trial."""
 
-    def __init__(self, out_dir, train, val, base, key: dict, quiet: bool):
+    def __init__(self, out_dir, train, val, base, key: dict, quiet: bool, rows=None):
         self.out, self.train, self.val, self.base, self.quiet = out_dir, train, val, base, quiet
         self.results_path = self.out / "results.csv"
-        self.rows = read_results(self.results_path)
+        self.rows = read_results(self.results_path) if rows is None else list(rows)
         self.key = key
 
     def run(self, params, epochs: int, seed: int) -> dict:
@@ -128,6 +141,41 @@ class Search:
         return row
 
 
+def check_configs(base, trials, budgets) -> None:
+    """Validate every run the search will make (each trial at each budget) before its
+    folder exists: a bad value in the space, or a budget past TrainConfig's limits, is
+    refused now, not after search.json is written."""
+    for params in trials:
+        for epochs in budgets:
+            try:
+                dataclasses.replace(base, epochs=epochs, **params).validate()
+            except TypeError as e:  # A name that is not a field (expand checks it, too).
+                raise PathMNISTError(f"the search space does not fit TrainConfig ({e}).") from None
+
+
+def _check_rows(path, rows, key, budgets) -> None:
+    """Refuse rows that are not runs of this search (a hand edit, another search's file)."""
+    seeds = range(key["base"]["seed"], key["base"]["seed"] + key["repeats"])
+    space = {trial_key(p) for p in key["space"]}
+    for n, r in enumerate(rows, start=2):
+        if (
+            trial_key(r["params"]) not in space
+            or r["seed"] not in seeds
+            or r["epochs"] not in budgets
+        ):
+            raise PathMNISTError(
+                f"{path} line {n} is not a run of this search (params {r['params']}, "
+                f"{r['epochs']} epochs, seed {r['seed']}); choose another --out."
+            )
+
+
+def _check_trials(out_dir) -> None:
+    """Every trial's last.pt (only unfinished trials keep one) must load, format and
+    checksum, before the search writes anything: a damaged one is refused now."""
+    for last in sorted(Path(out_dir).glob("*/epochs=*_seed=*/last.pt")):
+        checkpoints.load(last, "pass --overwrite to start the search anew")
+
+
 def study_key(train, val, base, key) -> dict:
     """The search's full key: `key` (strategy, space, budgets) with the base configuration
     and the data's identity added."""
@@ -138,14 +186,18 @@ def study_key(train, val, base, key) -> dict:
     }
 
 
-def check_key(out_dir, key, resume) -> None:
-    """Refuse a resume whose full key differs from the one in out_dir/search.json."""
+def check_key(out_dir, key, resume) -> dict | None:
+    """Refuse a resume whose full key differs from the one in out_dir/search.json (or
+    whose search.json is unreadable or not a key); return the saved key (None if new)."""
     if not resume:
-        return
+        return None
+    path = out_dir / "search.json"
     try:
-        saved = json.loads((out_dir / "search.json").read_text())
-    except (OSError, ValueError) as e:
-        raise PathMNISTError(f"{out_dir / 'search.json'} is unreadable ({e}).") from None
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise PathMNISTError(f"{path} is unreadable ({e}); choose another --out.") from None
+    if not isinstance(saved, dict):
+        raise PathMNISTError(f"{path} holds a {type(saved).__name__}, not a search key.")
     changed = sorted(k for k in set(saved) | set(key) if saved.get(k) != key.get(k))
     if changed:
         raise PathMNISTError(
@@ -153,13 +205,21 @@ def check_key(out_dir, key, resume) -> None:
             "this command's (subset, seed, epochs, augmentation, data, repeats or "
             "strategy); rerun with the same flags, or start anew with --overwrite."
         )
+    return saved
 
 
-def open_study(out_dir, train, val, base, key, resume, overwrite, quiet) -> Search:
-    """Check the run flags and the search key, then open (or start) the search folder."""
+def open_study(out_dir, train, val, base, key, resume, overwrite, quiet, budgets=None) -> Search:
+    """Check the run flags, the search key, results.csv and every unfinished trial's
+    last.pt, then (only then) open or start the search folder. `budgets`: the epochs a
+    row may have (default: the key's "epochs")."""
     out_dir = rundir.check_start(out_dir, resume, overwrite, resume_file="search.json")
     key = study_key(train, val, base, key)
-    check_key(out_dir, key, resume)
+    saved, rows = check_key(out_dir, key, resume), []
+    if resume:
+        rows = read_results(out_dir / "results.csv")
+        _check_rows(out_dir / "results.csv", rows, key, budgets or {key.get("epochs")})
+        _check_trials(out_dir)
     rundir.start(out_dir, resume, overwrite, resume_file="search.json")
-    write_json(out_dir / "search.json", key)
-    return Search(out_dir, train, val, base, key, quiet)
+    if saved != key:  # A resume keeps the file as it was, byte for byte.
+        write_json(out_dir / "search.json", key)
+    return Search(out_dir, train, val, base, key, quiet, rows)

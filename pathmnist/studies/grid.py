@@ -18,10 +18,10 @@ import dataclasses
 import itertools
 
 from pathmnist import checks
-from pathmnist.config import TrainConfig
+from pathmnist.config import TrainConfig, check_seeds
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import stats
-from pathmnist.studies.folder import open_study, trial_key
+from pathmnist.studies.folder import check_configs, open_study, trial_key
 from pathmnist.training import rundir
 
 # The seed's search space. A list of sub-grids, because the learning rates depend on the
@@ -111,7 +111,9 @@ def grid_search(
     base = (base or TrainConfig()).validate()
     trials = expand(space)
     repeats = checks.whole(repeats, "repeats", 1)
+    check_seeds(base.seed, repeats)  # Every trial's last seed, before the folder exists.
     epochs = checks.whole(epochs, "epochs", 1)  # Before search.json is written, not per trial.
+    check_configs(base, trials, [epochs])
     key = {"strategy": "grid", "space": trials, "epochs": epochs, "repeats": repeats}
     with rundir.lock(out_dir):
         search = open_study(out_dir, train, val, base, key, resume, overwrite, quiet)

@@ -33,9 +33,9 @@ from typing import NamedTuple
 
 from pathmnist import checks
 from pathmnist.checks import whole
-from pathmnist.config import TrainConfig
+from pathmnist.config import TrainConfig, check_seeds
 from pathmnist.errors import PathMNISTError
-from pathmnist.studies.folder import open_study
+from pathmnist.studies.folder import check_configs, open_study
 from pathmnist.studies.grid import expand, summarize
 from pathmnist.training import rundir
 
@@ -174,6 +174,7 @@ def halving_search(
     base = (base or TrainConfig()).validate()
     trials = expand(space)
     repeats = checks.whole(repeats, "repeats", 1)
+    check_seeds(base.seed, repeats)  # Every trial's last seed, before the folder exists.
     key = {
         "strategy": "halving",
         "space": trials,
@@ -182,9 +183,11 @@ def halving_search(
         "max_epochs": max_epochs,
         "repeats": repeats,
     }
-    halving_schedule(len(trials), eta, min_epochs, max_epochs)  # Checks the numbers.
+    schedule = halving_schedule(len(trials), eta, min_epochs, max_epochs)  # Checks them.
+    check_configs(base, trials, sorted({epochs for _, epochs in schedule}))
     with rundir.lock(out_dir):
-        search = open_study(out_dir, train, val, base, key, resume, overwrite, quiet)
+        budgets = {epochs for _, epochs in schedule}
+        search = open_study(out_dir, train, val, base, key, resume, overwrite, quiet, budgets)
 
         def evaluate(params, epochs):
             runs = [search.run(params, epochs, base.seed + r) for r in range(repeats)]

@@ -100,6 +100,8 @@ def load(path, fix: str = "train again without --resume") -> dict:
     """Read a checkpoint onto the CPU with weights_only=True; PathMNISTError if missing,
     unreadable, not written by `save`, or changed since (the message ends with `fix`)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise PathMNISTError(f"{path} is a folder or device, not a checkpoint file; {fix}.")
     if not path.is_file():
         raise PathMNISTError(f"there is no checkpoint at {path}; {fix}.")
     try:

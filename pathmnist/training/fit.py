@@ -79,6 +79,7 @@ def fit(
     precision = resolve_precision(config.precision, device)
     with rundir.lock(out_dir) as out:
         info, saved = prepare(config, train, val, out, resume, overwrite)
+        info["run"] = rundir.run_id(out)  # Every checkpoint and config.json name their run.
         return _train(
             config, train, val, out, info, saved, device, precision, quiet, on_epoch, timers
         )

@@ -11,14 +11,16 @@ the two writes repaired, resume bit-identical to an uninterrupted run, the optim
 in its parameters' layout after a resume with another precision).
 """
 
+import contextlib
 import copy
+import json
 from pathlib import Path
 
 import torch
 
 from pathmnist.config import RESUME_MAY_CHANGE, TrainConfig
 from pathmnist.errors import PathMNISTError
-from pathmnist.training import checkpoints
+from pathmnist.training import checkpoints, rundir
 from pathmnist.training.history import History
 
 # What a resume reads from last.pt; a file without one of these is not a last.pt.
@@ -59,7 +61,26 @@ def load_last(out_dir, config: dict, data: dict) -> dict:
             f"cannot resume {out_dir} with epochs={config['epochs']}: it has already trained "
             f"{done} epochs; pass --epochs {done} or more."
         )
+    check_identity(out_dir, saved)
     return saved
+
+
+def check_identity(out_dir, saved: dict) -> None:
+    """Refuse a resume whose last.pt, best.pt or config.json belongs to another run (a file
+    copied in from elsewhere): each carries its run's id, which must be the folder's."""
+    out_dir, expected = Path(out_dir), rundir.run_id(out_dir)
+    found = {"last.pt": saved.get("run")}
+    if (out_dir / "best.pt").is_file():
+        found["best.pt"] = checkpoints.load(out_dir / "best.pt", "train in a new folder").get("run")
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        found["config.json"] = json.loads((out_dir / "config.json").read_text()).get("run")
+    expected = expected or found["last.pt"]  # A folder marked before ids: last.pt's own.
+    for name, run in found.items():
+        if run is not None and expected is not None and run != expected:
+            raise PathMNISTError(
+                f"{out_dir / name} belongs to another run than {out_dir} (copied from "
+                "elsewhere?); put back this run's own file, or train in a new folder."
+            )
 
 
 def save_epoch(out_dir, info: dict, model, optimizer, scheduler, stopper, rows, stopped) -> None:
