@@ -36,8 +36,21 @@ LOSSES = ("ce", "weighted", "focal")  # Cross-entropy, class-weighted CE, focal 
 # Batch augmentations by name, applied in this order (augment.transforms.build_transforms):
 # "flips" = random horizontal and vertical flips and 90-degree rotations (the dihedral
 # group: tissue has no up or down); "hed-light"/"hed-strong" = Tellez et al.'s stain jitter;
-# "color" = brightness/contrast/saturation/hue jitter.
-AUGMENTATIONS = ("flips", "hed-light", "hed-strong", "color")
+# "color" = brightness/contrast/saturation/hue jitter; "hed-faint" = a jitter well below the
+# training split's own stain spread; "he-*" = the same jitters on haematoxylin and eosin
+# only (H&E slides hold no DAB); "randstainna" = Shen et al.'s stain statistics drawn from
+# the training split's own (augment.randstainna).
+AUGMENTATIONS = (
+    "flips",
+    "hed-light",
+    "hed-strong",
+    "color",
+    "hed-faint",
+    "he-faint",
+    "he-light",
+    "he-strong",
+    "randstainna",
+)
 # Fields a resume may change: how long to train and where/how to compute. Any other change
 # would make the resumed run a different experiment from the one saved in last.pt.
 RESUME_MAY_CHANGE = ("epochs", "device", "precision", "compile", "deterministic")

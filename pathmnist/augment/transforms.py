@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pathmnist.augment import color
+from pathmnist.augment import color, randstainna
 from pathmnist.augment import stain as stain_tools  # `stain` is build_transforms' argument.
 from pathmnist.augment.dihedral import RandomDihedral
 from pathmnist.checks import batch_layout
@@ -236,7 +236,7 @@ class Compose:
         return f"Compose({lines}\n)"
 
 
-def build_transforms(mean, std, augment=(), size=None, stain=None):
+def build_transforms(mean, std, augment=(), size=None, stain=None, randstain=None):
     """(train_tf, eval_tf) for uint8 (B, H, W, 3) batches.
 
     eval: ToFloat, Resize (when size is given), Macenko normalisation to `stain` (a dict
@@ -245,7 +245,8 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
     augmentations named in `augment` (see config.AUGMENTATIONS; True means "flips"): the
     flips and 90-degree rotations run on the uint8 batch, a quarter of the bytes of float32,
     and commute with the resize; the stain and colour jitters run on float [0, 1] images,
-    after the Macenko mapping and before Normalize.
+    after the Macenko mapping and before Normalize. "randstainna" needs `randstain`, the
+    training split's statistics from `randstainna.fit`.
     """
     augment = parse_augment(augment)
     head = [ToFloat()] + ([Resize(size)] if size is not None else [])
@@ -253,8 +254,17 @@ def build_transforms(mean, std, augment=(), size=None, stain=None):
         head.append(stain_tools.MacenkoNormalize(stain["stains"], stain["max_conc"]))
     jitter = []
     for name in augment:
-        if name.startswith("hed-"):
-            jitter.append(stain_tools.HEDJitter(stain_tools.HED_PRESETS[name[4:]]))
+        if name.startswith(("hed-", "he-")):  # he-*: H and E only, DAB left as it is.
+            kind, preset = name.split("-")
+            sigma = stain_tools.HED_PRESETS[preset]
+            jitter.append(stain_tools.HEDJitter(sigma, channels=len(kind)))
+        elif name == "randstainna":
+            if randstain is None:
+                raise PathMNISTError(
+                    "the randstainna augmentation needs the training split's stain "
+                    "statistics; pass randstain=randstainna.fit(train.images)."
+                )
+            jitter.append(randstainna.RandStainNA(randstain))
         elif name == "color":
             jitter.append(color.ColorJitter(**color.COLOR_PRESET))
     flips = [RandomDihedral()] if "flips" in augment else []

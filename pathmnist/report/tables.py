@@ -72,39 +72,50 @@ def format_results(summary) -> str:
     return markdown_table(header, rows)
 
 
+def _ci(mean, low, high, n=2, digits=3) -> str:
+    """"m [lo, hi]", or "m" alone with one seed (no interval)."""
+    if n < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _signed(c) -> str:
+    return f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+
+
 def format_ablation(summary) -> str:
-    """lesson 4's table: per shift and recipe, mean val and test accuracy, the gap with its
-    95% interval over seeds, and the share of the baseline's gap closed."""
-
-    def ci(e, name):
-        if e["n"] < 2:
-            return f"{e[name]:.3f}"
-        return f"{e[name]:.3f} [{e[name + '_low']:.3f}, {e[name + '_high']:.3f}]"
-
-    rows = [
-        (
+    """Lesson 4's table: per shift and recipe, seeds and runs converged, mean val and test
+    accuracy with 95% t intervals over seeds, the paired test-accuracy difference to the
+    baseline (t interval over seeds, pooled exact McNemar p), the gap (val - test), and the
+    share of the baseline's gap closed where the baseline's gap is established."""
+    rows = []
+    for e in summary:
+        vs = e.get("vs_baseline")
+        closed = e.get("gap_closed")
+        mc = vs["test_accuracy"].get("mcnemar_p") if vs else None
+        rows.append((
             e["shift"],
             e["recipe"],
-            e["n"],
-            ci(e, "val"),
-            ci(e, "test"),
-            ci(e, "gap"),
-            "" if e["recipe"] == "baseline" else f"{e['gap_closed']:.0%}",
-            f"{e['test_auc']:.3f}",
-        )
-        for e in summary
-    ]
+            f"{e['n']} ({e['converged']})",
+            _ci(e["val"], e["val_low"], e["val_high"], e["n"]),
+            _ci(e["test"], e["test_low"], e["test_high"], e["n"]),
+            _signed(vs["test_accuracy"]) if vs else "",
+            "" if mc is None else f"{mc:.2g}",
+            _ci(e["gap"], e["gap_low"], e["gap_high"], e["n"]),
+            f"{closed['share']:.0%} [{closed['low']:.0%}, {closed['high']:.0%}]" if closed else "",
+        ))  # fmt: skip
     header = [
         "shift",
         "recipe",
-        "seeds",
+        "seeds (converged)",
         "val acc",
         "test acc",
+        "test acc - baseline (paired)",
+        "McNemar p",
         "gap (val - test)",
         "gap closed",
-        "test AUC",
     ]
-    return markdown_table(header, rows, align=["l", "l"] + ["r"] * 6)
+    return markdown_table(header, rows, align=["l", "l"] + ["r"] * 7)
 
 
 def format_rounds(result) -> str:

@@ -74,7 +74,7 @@ def fit(
 
 def _train(config, train, val, out_dir, info, saved, device, precision, quiet):
     train_tf, eval_tf = build_transforms(
-        info["mean"], info["std"], config.augment, config.size, info["stain"]
+        info["mean"], info["std"], config.augment, config.size, info["stain"], info["randstain"]
     )
     configure_backends(device, config.deterministic)
     seed_everything(config.seed)  # Same seed, same initial weights.
