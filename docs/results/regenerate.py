@@ -56,8 +56,8 @@ LESSONS = {  # name -> the example and its flags
     "lesson3": [
         "examples/03_final_evaluation.py",
         *S,
-        "--config",
-        "runs/lesson2/best_config.json",
+        "--config",  # Lesson 2's recorded choice (its search is not rerun with lesson 3).
+        "docs/results/lesson2/best_config.json",
         "--baseline",
         "runs/lesson1/best.pt",
     ],
@@ -104,7 +104,7 @@ def run(name: str) -> None:
 
     args = LESSONS[name]
     out = ROOT / "runs" / name
-    flags = ["--out", str(out), "--quiet"]
+    flags = ["--out", str(out.relative_to(ROOT)), "--quiet"]  # Relative: no local path in files.
     if name == "lesson5":  # It writes into lesson 3's folder: keep that one clean.
         flags = []
     elif (

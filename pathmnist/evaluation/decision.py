@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from pathmnist.errors import PathMNISTError
-from pathmnist.evaluation import stats
+from pathmnist.evaluation import calibration, stats
 
 
 def compare(name_a, ev_a, name_b, ev_b) -> dict:
@@ -123,3 +123,28 @@ def verdict(name_a: str, name_b: str, comparison: dict, what: str = "test accura
         f"{name_a} against {name_b} on {what}: not established with {c['n']} seeds "
         f"(difference {d})."
     )
+
+
+def ece_change(labels, logits, temperature, n_bins=15, n_resamples=1000, seed=0) -> dict:
+    """The test ECE before and after dividing the logits by `temperature`, and a 95%
+    percentile bootstrap interval of the change (after - before), paired: both ECEs are
+    measured on the same resampled images (resample i: numpy.random.default_rng(seed)'s
+    i-th integers(0, N, N)). A change is established only when the interval excludes 0."""
+    y = np.asarray(labels).reshape(-1)
+    z = np.asarray(logits, dtype=np.float64)
+    before = _softmax(z)
+    after = _softmax(calibration.apply_temperature(z, temperature))
+    ece = calibration.expected_calibration_error
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_resamples):
+        i = rng.integers(0, len(y), len(y))
+        diffs.append(ece(y[i], after[i], n_bins) - ece(y[i], before[i], n_bins))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    e0, e1 = ece(y, before, n_bins), ece(y, after, n_bins)
+    return {"before": e0, "after": e1, "diff": e1 - e0, "low": float(low), "high": float(high)}
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

@@ -5,6 +5,8 @@ successive halving's rounds and an ablation's summary.
 Tested in tests/test_tables.py.
 """
 
+from pathlib import Path
+
 from pathmnist.evaluation import metrics, stats
 
 
@@ -116,6 +118,35 @@ def format_ablation(summary) -> str:
         "gap closed",
     ]
     return markdown_table(header, rows, align=["l", "l"] + ["r"] * 7)
+
+
+def format_rejected(name, checkpoint, config, carried_config, history, evaluations, figures,
+                    out_dir) -> str:  # fmt: skip
+    """Lesson 3's section for the model not carried: where it is, the settings in which it
+    differs from the carried one, its best epoch, its val and test metrics and its curves
+    (`figures`: {title: path}, linked relative to `out_dir`)."""
+    mine, theirs = config.to_dict(), carried_config.to_dict()
+    diff = [(k, f"`{mine[k]}`", f"`{theirs[k]}`") for k in mine if mine[k] != theirs[k]]
+    lines = [
+        f"## The rejected model: {name}",
+        "",
+        f"Not carried (`{checkpoint}`); shown for comparison only. Nothing above this "
+        "section describes it.",
+        "",
+    ]
+    if diff:
+        lines += [markdown_table(["setting", name, "carried"], diff), ""]
+    if history is not None and history.rows:
+        lines += [f"Best epoch {history.best_epoch} of {len(history.rows)}.", ""]
+    rows = [
+        (s, f"{ev.accuracy:.4f}", _interval(ev), f"{ev.macro_auc:.4f}")
+        for s, ev in evaluations.items()
+    ]
+    lines += [markdown_table(["split", "accuracy", "95% interval", "macro AUC"], rows), ""]
+    for title, path in figures.items():
+        rel = Path(path).relative_to(out_dir).as_posix()
+        lines += [f"![{name}: {title}]({rel})", ""]
+    return "\n".join(lines).rstrip()
 
 
 def format_rounds(result) -> str:
