@@ -10,6 +10,7 @@ import numpy as np
 
 from pathmnist.errors import PathMNISTError
 from pathmnist.report.plots import _save, subplots
+from pathmnist.report.tables import trial_label
 
 
 def ablation_dots(rows, summary, path):
@@ -63,7 +64,7 @@ def trials_bar(summary, path):
     if not summary:
         raise PathMNISTError("there are no trials to plot; run at least one search trial.")
     labels = [
-        ", ".join(f"{k}={v}" for k, v in s["params"].items()) + f" ({s['epochs']} ep)"
+        trial_label(s["params"]) + f" ({s['epochs']} ep)"
         for s in summary
     ]
     acc = [s["val_acc"] for s in summary]

@@ -5,8 +5,10 @@ successive halving's rounds and an ablation's summary.
 Tested in tests/test_tables.py.
 """
 
+import dataclasses
 from pathlib import Path
 
+from pathmnist.config import TrainConfig
 from pathmnist.evaluation import metrics, stats
 
 
@@ -49,10 +51,22 @@ def format_table(evaluations: dict, history=None) -> str:
     return "\n".join(lines)
 
 
+def _field_order(keys) -> list[str]:
+    """Parameter names in TrainConfig's field order (unknown names last, sorted)."""
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    return sorted(keys, key=lambda k: (fields.index(k) if k in fields else len(fields), k))
+
+
+def trial_label(params: dict) -> str:
+    """The one name of a trial everywhere in the course: its parameters in TrainConfig's
+    field order, e.g. "optimizer=adam, lr=0.001, batch_size=64"."""
+    return ", ".join(f"{k}={params[k]}" for k in _field_order(params))
+
+
 def format_results(summary) -> str:
     """A Markdown table of ranked trials (`tuning.summarize`): parameters, epochs, seeds,
     mean val accuracy with its 95% interval over seeds, mean val loss at the best epoch."""
-    keys = sorted({k for s in summary for k in s["params"]})
+    keys = _field_order({k for s in summary for k in s["params"]})
     header = ["rank", *keys, "epochs", "seeds", "val acc (mean)", "95% interval", "val loss", "s"]
     rows = []
     for i, s in enumerate(summary, 1):
