@@ -185,3 +185,21 @@ def calibration(metrics: dict) -> str:
     if lo > 0 or hi < 0:
         return text + f", so the calibration error is {'lower' if d < 0 else 'higher'}."
     return text + ": not established on these images."
+
+
+def lesson3(metrics: dict) -> str:
+    """Chapter 9: which model lesson 3 carried, why, and its val and test accuracy."""
+    cmp = metrics.get("val_tuned_vs_baseline")
+    why = (
+        f" (tuned minus baseline on validation {cmp['accuracy_difference']:+.4f}, exact McNemar "
+        f"p = {cmp['mcnemar_p']:.3g}: {'beyond' if cmp['mcnemar_p'] < 0.05 else 'within'} "
+        "the noise at the 5% level)"
+        if cmp
+        else ""
+    )
+    (vl, vh), (tl, th) = metrics["val"]["accuracy_ci95"], metrics["test"]["accuracy_ci95"]
+    return (
+        f"Lesson 3 carried the {metrics['carried']} model{why}; it scores "
+        f"{metrics['val']['accuracy']:.4f} [{vl:.4f}, {vh:.4f}] on validation and "
+        f"{metrics['test']['accuracy']:.4f} [{tl:.4f}, {th:.4f}] on the shifted test split."
+    )
