@@ -136,7 +136,9 @@ def main(argv=None):
             fig_dir = out / "figures"
             curves["Loss"] = plots.loss_curve(hist, fig_dir / "rejected_loss_curve.png")
             curves["Accuracy"] = plots.accuracy_curve(hist, fig_dir / "rejected_accuracy_curve.png")
-        sections.append(tables.format_rejected(name, path, cfg, final_config, hist, evs, curves, out))
+        sections.append(
+            tables.format_rejected(name, path, cfg, final_config, hist, evs, curves, out)
+        )
     run_report.write_metrics(out, final, extra)
     run_report.write_report(
         out,

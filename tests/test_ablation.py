@@ -85,8 +85,11 @@ def test_a_damaged_row_is_refused(study, tmp_path):
     """A row whose converged or test_correct field is not what the study writes is one
     sentence, not a silently wrong verdict."""
     d, _, _ = study
-    text = (d / "out" / "results.csv").read_text().replace(",True,", ",maybe,").replace(
-        ",False,", ",maybe,"
+    text = (
+        (d / "out" / "results.csv")
+        .read_text()
+        .replace(",True,", ",maybe,")
+        .replace(",False,", ",maybe,")
     )
     (tmp_path / "results.csv").write_text(text)
     with pytest.raises(PathMNISTError, match="not a number"):

@@ -16,8 +16,10 @@ def test_compare_equals_statsmodels_exact_mcnemar():
     a, b = make_evaluation(0, labels=labels), make_evaluation(1, labels=labels)
     got = decision.compare("A", a, "B", b)
     right_a, right_b = a.probs.argmax(1) == labels, b.probs.argmax(1) == labels
-    table = [[np.sum(right_a & right_b), np.sum(right_a & ~right_b)],
-             [np.sum(~right_a & right_b), np.sum(~right_a & ~right_b)]]  # fmt: skip
+    table = [
+        [np.sum(right_a & right_b), np.sum(right_a & ~right_b)],
+        [np.sum(~right_a & right_b), np.sum(~right_a & ~right_b)],
+    ]
     oracle = sm_mcnemar(table, exact=True)
     assert (got["only_a_right"], got["only_b_right"]) == (table[0][1], table[1][0])
     assert got["mcnemar_p"] == pytest.approx(oracle.pvalue, rel=1e-9)
@@ -85,19 +87,20 @@ def test_paired_interval_equals_scipys_paired_t_test():
     from scipy import stats as sps
 
     a, b = [0.81, 0.84, 0.80, 0.86, 0.83], [0.80, 0.81, 0.80, 0.82, 0.81]
-    got = decision.paired(_rows(a), _rows(b + [0.5], seeds=[0, 1, 2, 3, 4, 9]))
+    got = decision.paired(_rows(a), _rows([*b, 0.5], seeds=[0, 1, 2, 3, 4, 9]))
     ci = sps.ttest_rel(a, b).confidence_interval(0.95)
     assert got["n"] == 5 and got["diff"] == pytest.approx(np.mean(np.subtract(a, b)))
     assert (got["low"], got["high"]) == pytest.approx((ci.low, ci.high))
-    pooled = decision.paired(_rows([0.5, 0.5], bits=["1100", "1010"]),
-                             _rows([0.5, 0.5], bits=["1000", "0011"]))  # fmt: skip
+    pooled = decision.paired(
+        _rows([0.5, 0.5], bits=["1100", "1010"]), _rows([0.5, 0.5], bits=["1000", "0011"])
+    )
     oracle = sm_mcnemar([[2, 2], [1, 3]], exact=True)
     assert (pooled["only_a"], pooled["only_b"]) == (2, 1)
     assert pooled["mcnemar_p"] == pytest.approx(oracle.pvalue)
 
 
 def test_verdict_ranks_only_when_the_interval_excludes_zero():
-    """"higher"/"lower" only when the paired interval excludes 0; else "not established"
+    """ "higher"/"lower" only when the paired interval excludes 0; else "not established"
     with the number of seeds and the interval; one seed has no interval."""
     up = {"n": 5, "diff": 0.02, "low": 0.01, "high": 0.03}
     down = {"n": 5, "diff": -0.02, "low": -0.03, "high": -0.01}

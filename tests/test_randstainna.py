@@ -130,7 +130,7 @@ def test_a_seed_gives_the_same_batch_and_float32_works(seed, n):
 
 
 def test_build_transforms_wires_it_and_needs_the_fit():
-    """"randstainna" in augment puts the transform in the training pipeline only, and
+    """ "randstainna" in augment puts the transform in the training pipeline only, and
     without the training split's statistics it is refused with one sentence."""
     train_tf, eval_tf = build_transforms((0.5,) * 3, (0.2,) * 3, ("randstainna",), randstain=STATS)
     assert "RandStainNA" in repr(train_tf) and "RandStainNA" not in repr(eval_tf)
@@ -145,8 +145,10 @@ def test_build_transforms_wires_it_and_needs_the_fit():
         (lambda: randstainna.fit(np.zeros((0, 4, 4, 3), np.uint8)), "uint8 images"),
         (lambda: randstainna.RandStainNA({"mean_mu": [0, 0, 0]}), "std_mu"),
         (lambda: randstainna.RandStainNA({**STATS, "std_sigma": [-1, 0, 0]}), "std_sigma"),
-        (lambda: randstainna.RandStainNA(STATS)(torch.zeros(1, 4, 4, 3, dtype=torch.uint8)),
-         "ToFloat"),
+        (
+            lambda: randstainna.RandStainNA(STATS)(torch.zeros(1, 4, 4, 3, dtype=torch.uint8)),
+            "ToFloat",
+        ),
     ],
 )
 def test_bad_inputs_are_refused(call, match):

@@ -88,7 +88,9 @@ class RandStainNA:
     and before Normalize, like HEDJitter."""
 
     def __init__(self, stats: dict):
-        self.stats = {k: _vector(stats, k) for k in ("mean_mu", "std_mu", "mean_sigma", "std_sigma")}
+        self.stats = {
+            k: _vector(stats, k) for k in ("mean_mu", "std_mu", "mean_sigma", "std_sigma")
+        }
 
     def draw(self, n, generator=None):
         """(mu', sigma'), each (n, 3) float64 on the CPU: the targets a call would draw."""
@@ -107,7 +109,9 @@ class RandStainNA:
 
     def __call__(self, x, generator=None):
         stain._float_batch(x, "RandStainNA")
-        mu_t, sigma_t = (decisions_to(t.to(x.dtype), x.device) for t in self.draw(len(x), generator))
+        mu_t, sigma_t = (
+            decisions_to(t.to(x.dtype), x.device) for t in self.draw(len(x), generator)
+        )
         return stain._combine(self.apply_hed(stain._separate(x), mu_t, sigma_t))
 
     def __repr__(self):

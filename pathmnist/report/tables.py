@@ -89,7 +89,7 @@ def format_results(summary) -> str:
 
 
 def _ci(mean, low, high, n=2, digits=3) -> str:
-    """"m [lo, hi]", or "m" alone with one seed (no interval)."""
+    """ "m [lo, hi]", or "m" alone with one seed (no interval)."""
     if n < 2:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
@@ -109,17 +109,21 @@ def format_ablation(summary) -> str:
         vs = e.get("vs_baseline")
         closed = e.get("gap_closed")
         mc = vs["test_accuracy"].get("mcnemar_p") if vs else None
-        rows.append((
-            e["shift"],
-            e["recipe"],
-            f"{e['n']} ({e['converged']})",
-            _ci(e["val"], e["val_low"], e["val_high"], e["n"]),
-            _ci(e["test"], e["test_low"], e["test_high"], e["n"]),
-            _signed(vs["test_accuracy"]) if vs else "",
-            "" if mc is None else f"{mc:.2g}",
-            _ci(e["gap"], e["gap_low"], e["gap_high"], e["n"]),
-            f"{closed['share']:.0%} [{closed['low']:.0%}, {closed['high']:.0%}]" if closed else "",
-        ))  # fmt: skip
+        rows.append(
+            (
+                e["shift"],
+                e["recipe"],
+                f"{e['n']} ({e['converged']})",
+                _ci(e["val"], e["val_low"], e["val_high"], e["n"]),
+                _ci(e["test"], e["test_low"], e["test_high"], e["n"]),
+                _signed(vs["test_accuracy"]) if vs else "",
+                "" if mc is None else f"{mc:.2g}",
+                _ci(e["gap"], e["gap_low"], e["gap_high"], e["n"]),
+                f"{closed['share']:.0%} [{closed['low']:.0%}, {closed['high']:.0%}]"
+                if closed
+                else "",
+            )
+        )
     header = [
         "shift",
         "recipe",
@@ -134,8 +138,9 @@ def format_ablation(summary) -> str:
     return markdown_table(header, rows, align=["l", "l"] + ["r"] * 7)
 
 
-def format_rejected(name, checkpoint, config, carried_config, history, evaluations, figures,
-                    out_dir) -> str:  # fmt: skip
+def format_rejected(
+    name, checkpoint, config, carried_config, history, evaluations, figures, out_dir
+) -> str:
     """Lesson 3's section for the model not carried: where it is, the settings in which it
     differs from the carried one, its best epoch, its val and test metrics and its curves
     (`figures`: {title: path}, linked relative to `out_dir`)."""

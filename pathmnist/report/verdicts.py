@@ -53,8 +53,11 @@ def against_baseline(summary, shift) -> list[str]:
         f"Baseline ({shift} shift): val {base['val']:.3f}, test {base['test']:.3f}, gap "
         f"{base['gap']:+.3f} [{base['gap_low']:+.3f}, {base['gap_high']:+.3f}] over "
         f"{base['n']} seeds"
-        + ("." if decision.established(_interval(base, "gap")) else ": not established, so no "
-           "recipe can be said to close it.")  # fmt: skip
+        + (
+            "."
+            if decision.established(_interval(base, "gap"))
+            else ": not established, so no recipe can be said to close it."
+        )
     ]
     for e in summary:
         if e["shift"] != shift or e is base:
@@ -95,14 +98,16 @@ def headline(summary, rows, shift="stain") -> str:
     n = min(e["vs_baseline"]["test_accuracy"]["n"] for e in entries)
     parts = []
     if up:
-        parts.append(f"{', '.join(up)} raised the {shift}-shifted test accuracy above the "
-                     "baseline's")  # fmt: skip
+        parts.append(
+            f"{', '.join(up)} raised the {shift}-shifted test accuracy above the baseline's"
+        )
     if down:
         parts.append(f"{', '.join(down)} lowered it")
     rest = [e["recipe"] for e in entries if not (_up(e) or _down(e))]
     if rest:
         parts.append(f"for {', '.join(rest)} a difference is not established")
-    return "; ".join(parts).capitalize() + f" (paired over {n} seeds, 95% t intervals)."
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + f" (paired over {n} seeds, 95% t intervals)."
 
 
 def _up(e):
@@ -145,22 +150,25 @@ def patience_replay(rows, patience=3, monitor="val_loss", shift="stain") -> list
                 stop = epoch
                 break
         acc = r["val_accuracies"]
-        out.append({
-            "recipe": r["recipe"],
-            "seed": r["seed"],
-            "stopped_at": stop,
-            "kept_epoch": stopper.best_epoch,
-            "kept_val": acc[stopper.best_epoch - 1],
-            "full_best_epoch": r["best_epoch"],
-            "full_val": acc[r["best_epoch"] - 1],
-            "epochs": len(acc),
-        })  # fmt: skip
+        out.append(
+            {
+                "recipe": r["recipe"],
+                "seed": r["seed"],
+                "stopped_at": stop,
+                "kept_epoch": stopper.best_epoch,
+                "kept_val": acc[stopper.best_epoch - 1],
+                "full_best_epoch": r["best_epoch"],
+                "full_val": acc[r["best_epoch"] - 1],
+                "epochs": len(acc),
+            }
+        )
     return out
 
 
 def ranking(rows, names) -> list[str]:
     """Chapter 8: the top trial against each other trial on the same seeds (validation
     accuracy at each trial's best epoch), in `names` order (the ranking's)."""
+
     def trial(params):
         return [{**r, "val_accuracy": r["val_acc"]} for r in rows if r["params"] == params]
 
@@ -168,8 +176,11 @@ def ranking(rows, names) -> list[str]:
     lines = []
     for other in names[1:]:
         c = decision.paired(trial(best), trial(other), "val_accuracy")
-        lines.append(decision.verdict(f"`{trial_label(best)}`", f"`{trial_label(other)}`", c,
-                                      "validation accuracy"))  # fmt: skip
+        lines.append(
+            decision.verdict(
+                f"`{trial_label(best)}`", f"`{trial_label(other)}`", c, "validation accuracy"
+            )
+        )
     return lines
 
 

@@ -46,7 +46,13 @@ RECIPES = {
     "focal": {"loss": "focal"},
 }
 LESSON4 = ("baseline", "flips", "flips+hed-light", "flips+macenko", "flips+randstainna")
-SWEEP = ("flips+hed-faint", "flips+he-faint", "flips+he-light", "flips+hed-strong", "flips+he-strong")
+SWEEP = (
+    "flips+hed-faint",
+    "flips+he-faint",
+    "flips+he-light",
+    "flips+hed-strong",
+    "flips+he-strong",
+)
 COLUMNS = [
     "recipe",
     "seed",
@@ -180,9 +186,14 @@ def _one(data, shifts, name, changes, seed, base, out, quiet) -> list[dict]:
     resume = (run_dir / "last.pt").exists()
     overwrite = not resume and rundir.holds_run(run_dir)
     history = fit(
-        config, splits["train"], splits["val"], run_dir,
-        resume=resume, overwrite=overwrite, quiet=True,
-    )  # fmt: skip
+        config,
+        splits["train"],
+        splits["val"],
+        run_dir,
+        resume=resume,
+        overwrite=overwrite,
+        quiet=True,
+    )
     val = loop.evaluate_imageset(history.model, splits["val"], history.eval_transform, config)
     val_acc = [r["val_acc"] for r in history.rows]
     common = {
@@ -203,15 +214,17 @@ def _one(data, shifts, name, changes, seed, base, out, quiet) -> list[dict]:
         test = data[shift]["test"]
         ev = loop.evaluate_imageset(history.model, test, history.eval_transform, config)
         correct = ev.probs.argmax(1) == ev.labels
-        rows.append({
-            **common,
-            "shift": shift,
-            "test_accuracy": ev.accuracy,
-            "test_macro_auc": ev.macro_auc,
-            "seconds": round(time.perf_counter() - start, 1),
-            "test_recall": _recall(ev),
-            "test_correct": "".join("1" if c else "0" for c in correct.tolist()),
-        })  # fmt: skip
+        rows.append(
+            {
+                **common,
+                "shift": shift,
+                "test_accuracy": ev.accuracy,
+                "test_macro_auc": ev.macro_auc,
+                "seconds": round(time.perf_counter() - start, 1),
+                "test_recall": _recall(ev),
+                "test_correct": "".join("1" if c else "0" for c in correct.tolist()),
+            }
+        )
     for f in ("last.pt", "best.pt"):  # 25 runs x 2 ResNet-18s would take 4 GB.
         (run_dir / f).unlink(missing_ok=True)
     return rows
@@ -260,9 +273,10 @@ def summarize(rows) -> list[dict]:
             m: decision.paired(entry["runs"], base["runs"], m)
             for m in ("test_accuracy", "val_accuracy", "gap")
         }
-        if decision.established(
-            {"low": base["gap_low"], "high": base["gap_high"]}
-        ) and base["gap"] > 0:
+        if (
+            decision.established({"low": base["gap_low"], "high": base["gap_high"]})
+            and base["gap"] > 0
+        ):
             g = entry["vs_baseline"]["gap"]  # recipe gap - baseline gap, per seed
             entry["gap_closed"] = {
                 "share": -g["diff"] / base["gap"],

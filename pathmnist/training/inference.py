@@ -114,7 +114,9 @@ def analysed_checkpoint(run_dir) -> Path:
     try:
         recorded = json.loads(path.read_text()).get("carried_checkpoint") if path.exists() else None
     except (ValueError, AttributeError, OSError):
-        raise PathMNISTError(f"{path} is not a readable metrics.json; rerun the run's example.")
+        raise PathMNISTError(
+            f"{path} is not a readable metrics.json; rerun the run's example."
+        ) from None
     if recorded is None:
         return run_dir / "best.pt"
     if not isinstance(recorded, str) or not Path(recorded).is_file():
