@@ -95,3 +95,29 @@ def test_calibration_sentence(lo, hi, word):
         "ece_change_ci95": [lo, hi],
     }
     assert word in verdicts.calibration(m)
+
+
+@pytest.mark.slow
+def test_replay_equals_training_with_that_patience(tmp_path):
+    """The replay's premise, on a real tiny run: the same seed with patience 1 trains the
+    same epochs as with early stopping off until it stops, and stops where the replay of
+    the full run's validation losses says."""
+    import dataclasses
+
+    from conftest import write_medmnist_npz
+
+    from pathmnist.config import TrainConfig
+    from pathmnist.data.dataset import load_split
+    from pathmnist.training.fit import fit
+
+    path = write_medmnist_npz(tmp_path / "t.npz", (36, 18, 18), size=32)
+    train, val = (load_split(s, data_file=path) for s in ("train", "val"))
+    off = TrainConfig(epochs=5, batch_size=8, patience=5, precision="fp32", lr=0.05)
+    full = fit(off, train, val, tmp_path / "off", quiet=True)
+    short = fit(dataclasses.replace(off, patience=1), train, val, tmp_path / "p1", quiet=True)
+    r = row("x", 0, 0, 0, losses=[h["val_loss"] for h in full.rows])
+    r["val_accuracies"] = [h["val_acc"] for h in full.rows]
+    (replay,) = verdicts.patience_replay([r], patience=1)
+    assert replay["stopped_at"] == len(short.rows)
+    assert [h["val_loss"] for h in short.rows] == r["val_losses"][: len(short.rows)]
+    assert replay["kept_epoch"] == short.best_epoch
