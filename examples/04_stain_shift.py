@@ -46,6 +46,11 @@ def check_shifts(args) -> list[str]:
     """The shifts the flags ask for, refusing combinations that would ignore a flag."""
     real = args.dataset == "pathmnist" or args.data_file is not None
     shifts = (args.shifts or ("real" if real else "stain,scanner")).split(",")
+    for name in shifts:
+        if name not in (*SHIFTS, "real"):
+            raise PathMNISTError(f"unknown shift {name!r}; choose from stain, scanner (or real).")
+    if len(set(shifts)) != len(shifts) or ("real" in shifts and len(shifts) > 1):
+        raise PathMNISTError(f"--shifts {','.join(shifts)}: name each shift once, real alone.")
     if real and shifts != ["real"]:
         raise PathMNISTError(
             f"--shifts {','.join(shifts)} makes synthetic sets, but --dataset pathmnist or "
@@ -56,9 +61,6 @@ def check_shifts(args) -> list[str]:
             "--shifts real needs real data, but --dataset synthetic has none; pass --dataset "
             "pathmnist (or --data-file), or --shifts stain,scanner."
         )
-    bad = [s for s in shifts if s not in (*SHIFTS, "real")]
-    if bad or len(set(shifts)) != len(shifts):
-        raise PathMNISTError(f"--shifts {','.join(shifts)}: name stain and/or scanner once each.")
     return shifts
 
 
