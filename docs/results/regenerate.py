@@ -126,11 +126,16 @@ def run(name: str) -> None:
     target = HERE / name
     shutil.rmtree(target, ignore_errors=True)
     (target / "figures").mkdir(parents=True)
-    for f in KEEP:
+    # Lesson 5 writes into lesson 3's folder: keep only what it wrote (its metrics.json
+    # entries sit beside lesson 3's), so no file of the tuned run's training sits there.
+    keep = ("metrics.json",) if name == "lesson5" else KEEP
+    pngs = ("reliability.png", "gradcam.png") if name == "lesson5" else None
+    for f in keep:
         if (source / f).exists():
             shutil.copy2(source / f, target / f)
     for png in (source / "figures").glob("*.png"):
-        shutil.copy2(png, target / "figures" / png.name)
+        if pngs is None or png.name in pngs:
+            shutil.copy2(png, target / "figures" / png.name)
     info = {
         "command": "python " + " ".join(args),
         "seconds": round(seconds, 1),
