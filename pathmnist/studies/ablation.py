@@ -1,15 +1,20 @@
-"""Lesson 4's ablation: which remedy closes how much of the val-to-test gap, over seeds.
+"""Lesson 4's ablation: what each remedy does to the shifted test accuracy, seed by seed.
 
-Each recipe is the seed's baseline plus named changes (augmentations, stain normalisation,
-test-time augmentation); each runs with several seeds on each shifted data set (a test
-split with a stain shift, one with a scanner shift). One row per (recipe, seed, shift)
-goes to results.csv as soon as that run ends, so an interrupted study resumes without
-redoing finished runs (an unfinished run continues from its last.pt). `summarize` gives,
-per shift and recipe, the mean val and test accuracy and the mean gap with 95% t intervals
-over seeds, and the share of the baseline's gap that the recipe closes.
+Each recipe is the source project's baseline plus named changes (augmentations, stain
+normalisation, test-time augmentation, a loss); each runs with several seeds. Shifted
+data sets that share their training and validation splits (the synthetic stain and
+scanner sets move only the test split) share one training per recipe and seed, tested on
+each shift's test split. One row per (recipe, seed, shift) goes to results.csv as soon as
+that training ends, with the run's best epoch, epochs run, whether it converged
+(`decision.converged`), its validation curve and which test images it got right; an
+interrupted study resumes without redoing finished rows. `summarize` gives, per shift and
+recipe, mean val and test accuracy and gap with 95% t intervals over seeds, and the paired
+comparison with the baseline on the same seeds (`decision.paired`); the share of the
+baseline's gap closed only where that gap is established.
 
-Tested in tests/test_ablation.py (resume skips finished rows, the summary against numpy
-and stats.mean_interval, a changed study refused).
+Tested in tests/test_ablation.py (rows and their convergence record, one training for
+shifts that share train and val, resume skips finished rows, a changed study or damaged
+row refused, the summary against numpy, stats.mean_interval and decision.paired).
 """
 
 import csv
