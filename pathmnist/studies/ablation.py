@@ -12,9 +12,8 @@ recipe, mean val and test accuracy and gap with 95% t intervals over seeds, and 
 comparison with the baseline on the same seeds (`decision.paired`); the share of the
 baseline's gap closed only where that gap is established.
 
-Tested in tests/test_ablation.py (rows and their convergence record, one training for
-shifts that share train and val, resume skips finished rows, a changed study or damaged
-row refused, the summary against numpy, stats.mean_interval and decision.paired).
+Tested in tests/test_ablation.py (rows, one training for shifts sharing train and val,
+resume, refusals, the summary against numpy, stats.mean_interval and decision.paired).
 """
 
 import csv
