@@ -118,7 +118,7 @@ def test_lesson4_verdicts_agree_with_the_paired_intervals():
     head = verdicts.headline(summary, rows)
     for e in summary:
         c = e["vs_baseline"] and e["vs_baseline"]["test_accuracy"]
-        if c and e["shift"] == "stain" and e["recipe"] in head.split("raised")[0]:
+        if c and e["shift"] == "stain" and e["recipe"] in head.split(",")[1].split("raised")[0]:
             assert decision.established(c) and c["diff"] > 0, e["recipe"]
 
 

@@ -48,7 +48,7 @@ def test_against_baseline_ranks_only_established_differences():
     assert "not established with 5 seeds" in same.split(". On validation")[0]
     assert "closes" in better  # the baseline's gap of 0.1 is established
     head = verdicts.headline(ablation.summarize(rows), rows)
-    assert head.startswith("Better raised the stain-shifted test accuracy above the baseline's")
+    assert head.startswith("On the stain-shifted test split, better raised the test accuracy")
     assert "for same a difference is not established" in head
 
 

@@ -98,16 +98,17 @@ def headline(summary, rows, shift="stain") -> str:
     n = min(e["vs_baseline"]["test_accuracy"]["n"] for e in entries)
     parts = []
     if up:
-        parts.append(
-            f"{', '.join(up)} raised the {shift}-shifted test accuracy above the baseline's"
-        )
+        parts.append(f"{', '.join(up)} raised the test accuracy above the baseline's")
     if down:
         parts.append(f"{', '.join(down)} lowered it")
     rest = [e["recipe"] for e in entries if not (_up(e) or _down(e))]
     if rest:
         parts.append(f"for {', '.join(rest)} a difference is not established")
-    text = "; ".join(parts)
-    return text[:1].upper() + text[1:] + f" (paired over {n} seeds, 95% t intervals)."
+    return (
+        f"On the {shift}-shifted test split, "
+        + "; ".join(parts)
+        + f" (paired over {n} seeds, 95% t intervals)."
+    )
 
 
 def _up(e):
