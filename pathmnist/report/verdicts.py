@@ -73,11 +73,19 @@ def against_baseline(summary, shift) -> list[str]:
                 f" Pooled over seeds, {c['only_a']} test images only {e['recipe']} got right and "
                 f"{c['only_b']} only the baseline (exact McNemar p = {c['mcnemar_p']:.2g})."
             )
-        if e["gap_closed"] is not None:
-            g = e["gap_closed"]
+        g = e["gap_closed"]
+        if g is not None and g["low"] > 0:
             line += (
                 f" It closes {g['share']:.0%} [{g['low']:.0%}, {g['high']:.0%}] of the "
                 "baseline's gap."
+            )
+        elif g is not None and g["high"] < 0:
+            line += f" It widens the baseline's gap by {-g['share']:.0%} [{-g['high']:.0%}, "
+            line += f"{-g['low']:.0%}]."
+        elif g is not None:
+            line += (
+                f" The share of the baseline's gap it closes is not established "
+                f"({g['share']:.0%} [{g['low']:.0%}, {g['high']:.0%}])."
             )
         lines.append(line)
     return lines

@@ -76,6 +76,7 @@ COLUMNS = [
 ]
 FLOATS = ("val_accuracy", "test_accuracy", "val_macro_auc", "test_macro_auc", "seconds")
 LISTS = ("test_recall", "val_accuracies", "val_losses")
+_lower = lambda c: decision.established(c) and c["diff"] < 0  # test established lower
 
 
 def read_rows(path) -> list[dict]:
@@ -166,8 +167,7 @@ def run_study(
 
 
 def _groups(data: dict) -> list[list[str]]:
-    """Shift names grouped by identical train and val splits: the synthetic shifts move
-    only the test split, so one training per recipe and seed serves every shift's test."""
+    """Shift names grouped by identical train and val splits (one training serves them)."""
     groups = {}
     for shift, splits in data.items():
         key = tuple(
@@ -179,8 +179,7 @@ def _groups(data: dict) -> list[list[str]]:
 
 
 def _one(data, shifts, name, changes, seed, base, out, quiet) -> list[dict]:
-    """Train one recipe with one seed on the shared train split of `shifts`, evaluate it on
-    val and on each shift's test; one results row per shift."""
+    """Train one recipe and seed once for `shifts`; one results row per shift's test."""
     config = dataclasses.replace(base, seed=seed, **changes).validate()
     splits = data[shifts[0]]
     run_dir = out / shifts[0] / name / f"seed={seed}"
@@ -246,7 +245,7 @@ def summarize(rows) -> list[dict]:
     against the same shift's baseline on the same seeds, the paired differences
     (`decision.paired`) of test accuracy, val accuracy and gap. `gap_closed` (the share of
     the baseline's gap removed, with the paired interval scaled by the baseline's mean gap)
-    is given only when the baseline's own gap interval excludes 0; else it is None."""
+    only when the baseline's gap interval excludes 0 and test did not fall; else None."""
     groups = {}
     for r in rows:
         gap = r["val_accuracy"] - r["test_accuracy"]
@@ -280,6 +279,7 @@ def summarize(rows) -> list[dict]:
         if (
             decision.established({"low": base["gap_low"], "high": base["gap_high"]})
             and base["gap"] > 0
+            and not _lower(entry["vs_baseline"]["test_accuracy"])  # Shrunk by falling.
         ):
             g = entry["vs_baseline"]["gap"]  # recipe gap - baseline gap, per seed
             entry["gap_closed"] = {
