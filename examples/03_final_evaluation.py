@@ -18,11 +18,13 @@ from pathlib import Path
 from pathmnist import cli
 from pathmnist.config import TrainConfig
 from pathmnist.evaluation import decision, stats
-from pathmnist.report import run_report, tables
+from pathmnist.report import plots, run_report, tables
 from pathmnist.training import inference, loop, rundir
 from pathmnist.training.fit import fit
+from pathmnist.training.history import History
 
 KIND = "03_final_evaluation"  # The run folder's kind (rundir): another run's is refused.
+
 SHIFT = {  # Why the test split may differ, by where the data came from.
     "pathmnist": "PathMNIST's test split (CRC-VAL-HE-7K) comes from another centre, with "
     "another stain, than its training and validation splits (NCT-CRC-HE-100K).",
@@ -68,6 +70,10 @@ def main(argv=None):
     config = cli.config_from_args(args, base=TrainConfig.from_json(args.config))
     baseline = None if str(args.baseline) == "none" else inference.load_checkpoint(args.baseline)
     splits = cli.load_data(args)
+    if baseline is not None:  # Before anything is trained or written: the same data?
+        inference.check_trained_on(args.baseline, splits, "the --baseline")
+        base_history = args.baseline.parent / "history.csv"
+        base_history = History.from_csv(base_history) if base_history.exists() else None
     print(
         f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
         f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}"
@@ -85,15 +91,19 @@ def main(argv=None):
 
         # %% The decision, on validation only
         # Each model predicts as its own run was set up (its device, precision and TTA).
-        tuned_predictor = history.predictor
+        predictors = {"tuned": history.predictor}
         if baseline is not None:
-            base_predictor = loop.Predictor.for_config(
+            predictors["baseline"] = loop.Predictor.for_config(
                 baseline.model, baseline.eval_transform, baseline.config
             )
-        tuned = {"val": tuned_predictor.evaluate(splits["val"])}
+
+        def evaluate(name, split):
+            return predictors[name].evaluate(splits[split])
+
+        tuned = {"val": evaluate("tuned", "val")}
         extra = {}
         if baseline is not None:
-            base = {"val": base_predictor.evaluate(splits["val"])}
+            base = {"val": evaluate("baseline", "val")}
             extra["val_tuned_vs_baseline"] = decision.compare(
                 "tuned", tuned["val"], "baseline", base["val"]
             )
@@ -102,36 +112,57 @@ def main(argv=None):
         print(f"carried to the test split: the {carried} model")
 
         # %% Validation versus test (the test split is opened here, once)
-        tuned["test"] = tuned_predictor.evaluate(splits["test"])
+        tuned["test"] = evaluate("tuned", "test")
         if baseline is not None:
-            base["test"] = base_predictor.evaluate(splits["test"])
+            base["test"] = evaluate("baseline", "test")
             extra["test_tuned_vs_baseline"] = decision.compare(
                 "tuned", tuned["test"], "baseline", base["test"]
             )
-        final = tuned if carried == "tuned" else base
+        # One model per report: the carried one's settings, curves and metrics; the other
+        # model gets its own labelled section below.
+        models = {"tuned": (config, history, tuned, out / "best.pt")}
+        if baseline is not None:
+            models["baseline"] = (baseline.config, base_history, base, args.baseline)
+        final_config, final_history, final, checkpoint = models[carried]
+        extra["carried_checkpoint"] = str(checkpoint)
         gap = gap_sentence(final["val"], final["test"])
-        run_report.write_metrics(out, final, extra)
         names = splits["train"].class_names
-        figures = run_report.save_figures(out, history, final, names)
+        figures = run_report.save_figures(out, final_history, final, names)
         why = SHIFT.get(args.dataset if args.data_file is None else "", "")
         sections = [
-            f"## Decision (made on validation)\n\nCarried: the **{carried}** model. "
+            f"## Decision (made on validation)\n\nCarried: the **{carried}** model "
+            f"(`{checkpoint}`); everything above this section is that model's. "
             + extra.get("val_tuned_vs_baseline", {}).get("sentence", "No baseline was given."),
             f"## Validation versus test\n\n{gap}. {why}".rstrip(),
         ]
         if "test_tuned_vs_baseline" in extra:
             sections.append("On the test split: " + extra["test_tuned_vs_baseline"]["sentence"])
+        for name, (cfg, hist, evs, path) in models.items():
+            if name == carried:
+                continue
+            extra["rejected"] = {s: run_report.split_metrics(ev, 0) for s, ev in evs.items()}
+            curves = {}
+            if hist is not None and hist.rows:
+                fig_dir = out / "figures"
+                curves["Loss"] = plots.loss_curve(hist, fig_dir / "rejected_loss_curve.png")
+                curves["Accuracy"] = plots.accuracy_curve(
+                    hist, fig_dir / "rejected_accuracy_curve.png"
+                )
+            sections.append(
+                tables.format_rejected(name, path, cfg, final_config, hist, evs, curves, out)
+            )
+        run_report.write_metrics(out, final, extra)
         run_report.write_report(
             out,
             "Lesson 3: final evaluation",
-            config=config,
-            history=history,
+            config=final_config,
+            history=final_history,
             evaluations=final,
             class_names=names,
             figures=figures,
             sections=sections,
         )
-    print(tables.format_table(final, history))
+    print(tables.format_table(final, final_history))
     print(gap)
 
 

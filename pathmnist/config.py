@@ -36,10 +36,24 @@ LOSSES = ("ce", "weighted", "focal")  # Cross-entropy, class-weighted CE, focal 
 # Batch augmentations by name, applied in this order (augment.transforms.AUGMENTATION_TABLE):
 # "flips" = random horizontal and vertical flips and 90-degree rotations (the dihedral
 # group: tissue has no up or down); "randaugment" = N of torchvision's 14 RandAugment
-# operations per image at magnitude M (randaugment_n, randaugment_m); "hed-light" and
-# "hed-strong" = Tellez et al.'s stain jitter; "color" = brightness, contrast, saturation
-# and hue jitter.
-AUGMENTATIONS = ("flips", "randaugment", "hed-light", "hed-strong", "color")
+# operations per image at magnitude M (randaugment_n, randaugment_m); "hed-faint",
+# "hed-light" and "hed-strong" = Tellez et al.'s stain jitter, faint being well below the
+# training split's own stain spread; "he-*" = the same jitters on haematoxylin and eosin
+# only (H&E slides hold no DAB); "randstainna" = Shen et al.'s stain statistics drawn from
+# the training split's own (augment.randstainna); "color" = brightness, contrast,
+# saturation and hue jitter.
+AUGMENTATIONS = (
+    "flips",
+    "randaugment",
+    "hed-faint",
+    "hed-light",
+    "hed-strong",
+    "he-faint",
+    "he-light",
+    "he-strong",
+    "randstainna",
+    "color",
+)
 # Fields a resume may change: how long to train and where/how to compute. Any other change
 # would make the resumed run a different experiment from the one saved in last.pt.
 RESUME_MAY_CHANGE = ("epochs", "device", "precision", "compile", "deterministic")

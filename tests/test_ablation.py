@@ -1,7 +1,8 @@
 """The ablation study (lesson 4) and the lesson-5 analysis on tiny data: rows written as
-runs finish, a resume skips them, a changed study is refused, the summary equals numpy's
-means and stats.mean_interval, the figure is a PNG; inside.py's calibration and example
-picking."""
+runs finish, with the convergence record and the per-image test results; shifts that share
+train and val train once; a resume skips finished rows, a changed study or a damaged row is
+refused; the summary equals numpy's means and stats.mean_interval and its paired
+comparisons equal decision.paired; the figure is a PNG; calibration and example picking."""
 
 import csv
 import json
@@ -15,7 +16,7 @@ from PIL import Image
 from pathmnist.config import TrainConfig
 from pathmnist.data.dataset import load_split
 from pathmnist.errors import PathMNISTError
-from pathmnist.evaluation import calibration, gradcam, stats
+from pathmnist.evaluation import calibration, decision, gradcam, stats
 from pathmnist.report import comparison_plots
 from pathmnist.studies import ablation
 from pathmnist.training import inference
@@ -30,13 +31,15 @@ def study(tmp_path_factory):
     d = tmp_path_factory.mktemp("study")
     path = write_medmnist_npz(d / "t.npz", (36, 18, 18), size=32)
     data = {"stain": {s: load_split(s, data_file=path) for s in ("train", "val", "test")}}
+    # A second shift with the same train and val but its own test split (the val images).
+    data["scanner"] = {**data["stain"], "test": data["stain"]["val"]}
     rows = ablation.run_study(data, RECIPES, [0, 1], BASE, d / "out", quiet=True)
     return d, data, rows
 
 
 def test_one_row_per_recipe_seed_and_shift(study):
     """results.csv has the columns the chapter reads and one row per run, no checkpoints."""
-    d, _, rows = study
+    d, data, rows = study
     with open(d / "out" / "results.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert list(table[0])[:7] == [
@@ -48,9 +51,49 @@ def test_one_row_per_recipe_seed_and_shift(study):
         "val_macro_auc",
         "test_macro_auc",
     ]
+    assert list(table[0]) == ablation.COLUMNS
     assert {(r["recipe"], r["seed"]) for r in rows} == {(n, s) for n in RECIPES for s in (0, 1)}
+    assert len(rows) == 2 * 2 * 2
     assert not list((d / "out").rglob("*.pt"))
     assert all(len(r["test_recall"]) == 9 for r in rows)
+    for r in rows:  # The convergence record is decision.converged of the run's curve.
+        assert r["epochs"] == len(r["val_accuracies"]) == len(r["val_losses"]) == BASE.epochs
+        assert r["converged"] == decision.converged(
+            r["val_accuracies"], r["best_epoch"], BASE.epochs, BASE.step_size, 18
+        )
+        assert len(r["test_correct"]) == len(data[r["shift"]]["test"])
+
+
+def test_shifts_that_share_train_and_val_train_once(study):
+    """One training per recipe and seed serves both shifts: one run folder each, equal
+    val results, and the second shift's test accuracy is the val accuracy (same images)."""
+    d, _, rows = study
+    assert sorted(p.parent.parent.name for p in (d / "out").rglob("history.csv")) == sorted(
+        [n for n in RECIPES for _ in (0, 1)]
+    )
+    for name in RECIPES:
+        for seed in (0, 1):
+            stain, scanner = (
+                next(r for r in rows if (r["recipe"], r["seed"], r["shift"]) == (name, seed, s))
+                for s in ("stain", "scanner")
+            )
+            assert stain["val_accuracy"] == scanner["val_accuracy"] == scanner["test_accuracy"]
+            assert stain["val_accuracies"] == scanner["val_accuracies"]
+
+
+def test_a_damaged_row_is_refused(study, tmp_path):
+    """A row whose converged or test_correct field is not what the study writes is one
+    sentence, not a silently wrong verdict."""
+    d, _, _ = study
+    text = (
+        (d / "out" / "results.csv")
+        .read_text()
+        .replace(",True,", ",maybe,")
+        .replace(",False,", ",maybe,")
+    )
+    (tmp_path / "results.csv").write_text(text)
+    with pytest.raises(PathMNISTError, match="not a number"):
+        ablation.read_rows(tmp_path / "results.csv")
 
 
 def test_resume_skips_finished_runs_and_refuses_another_study(study):
@@ -73,14 +116,20 @@ def test_summary_is_the_mean_and_t_interval_over_seeds(study):
     _, _, rows = study
     summary = ablation.summarize(rows)
     for e in summary:
-        runs = [r for r in rows if r["recipe"] == e["recipe"]]
+        runs = [r for r in rows if (r["recipe"], r["shift"]) == (e["recipe"], e["shift"])]
         gaps = [r["val_accuracy"] - r["test_accuracy"] for r in runs]
         assert e["gap"] == pytest.approx(np.mean(gaps))
         assert (e["gap"], e["gap_low"], e["gap_high"]) == pytest.approx(stats.mean_interval(gaps))
         assert e["n"] == 2
-    base = next(e for e in summary if e["recipe"] == "baseline")
-    if base["gap"] > 0:
-        assert base["gap_closed"] == pytest.approx(0.0)
+        assert e["converged"] == sum(r["converged"] for r in runs if r["shift"] == e["shift"])
+    for e in summary:
+        if e["recipe"] == "baseline":
+            assert e["vs_baseline"] is None and e["gap_closed"] is None
+            continue
+        mine = [r for r in rows if (r["recipe"], r["shift"]) == (e["recipe"], e["shift"])]
+        base = [r for r in rows if (r["recipe"], r["shift"]) == ("baseline", e["shift"])]
+        want = decision.paired(mine, base, "test_accuracy")
+        assert e["vs_baseline"]["test_accuracy"] == pytest.approx(want, nan_ok=True)
 
 
 def test_ablation_figure_is_a_png(study, tmp_path):

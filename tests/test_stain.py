@@ -342,3 +342,18 @@ def test_closed_form_pinv_equals_torch_pinv(a1, d):
         cond = 1 / ratio if ratio > 3 * eps else 1.0  # Rank 1: well conditioned.
         tol = 100 * eps * cond * (float(expected.abs().max()) + 1)
         torch.testing.assert_close(got, expected, rtol=0, atol=tol)
+
+
+def test_hed_jitter_on_h_and_e_only_leaves_dab_alone():
+    """channels=2 draws the same numbers as channels=3 but keeps DAB's scale 1 and shift 0,
+    so the jittered DAB amounts equal the input's; H and E move as with channels=3."""
+    full, he = stain.HEDJitter(0.05), stain.HEDJitter(0.05, channels=2)
+    s3, b3 = full.draw(6, torch.Generator().manual_seed(1))
+    s2, b2 = he.draw(6, torch.Generator().manual_seed(1))
+    assert torch.equal(s2[:, :2], s3[:, :2]) and torch.equal(b2[:, :2], b3[:, :2])
+    assert (s2[:, 2] == 1).all() and (b2[:, 2] == 0).all()
+    x = torch.rand(6, 3, 8, 8, dtype=torch.float64) * 0.4 + 0.2  # no pixel reaches a clip
+    y = he(x, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(stain._separate(y)[:, 2], stain._separate(x)[:, 2])
+    with pytest.raises(PathMNISTError, match="channels"):
+        stain.HEDJitter(0.05, channels=1)

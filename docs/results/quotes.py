@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pathmnist.report import tables  # noqa: E402
+from pathmnist.report import tables, verdicts  # noqa: E402
 from pathmnist.studies import ablation, folder, grid  # noqa: E402
 from pathmnist.training.history import History, best_row, format_epoch  # noqa: E402
 
@@ -62,7 +62,8 @@ def lesson2() -> str:
     best = grid.summarize(rows)[0]
     return (
         f"Lesson 2 (3 seeds per trial, {len(rows)} runs) chose "
-        f"`{folder.trial_name(best['params'])}`: mean val accuracy {best['val_acc']:.4f} "
+        f"`{tables.trial_label(best['params'])}` after 3 epochs per trial: mean val "
+        f"accuracy {best['val_acc']:.4f} "
         f"[{best['val_acc_low']:.4f}, {best['val_acc_high']:.4f}].\n"
     )
 
@@ -82,8 +83,17 @@ def lesson3() -> str:
 
 
 def lesson4() -> str:
-    summary = ablation.summarize(ablation.read_rows(HERE / "lesson4" / "results.csv"))
-    return tables.format_ablation(summary) + "\n"
+    rows = ablation.read_rows(HERE / "lesson4" / "results.csv")
+    summary = ablation.summarize(rows)
+    study = _json("lesson4", "study.json")
+    recipes = list(dict.fromkeys(r["recipe"] for r in rows))
+    seeds, size = len(study["seeds"]), study["key"]["size"]
+    return (
+        f"{len(recipes)} recipes x {seeds} seeds, {size}x{size} synthetic images, "
+        f"{study['base']['epochs']} epochs with StepLR({study['base']['step_size']}), tested on "
+        f"a stain-shifted and a scanner-shifted split. {verdicts.headline(summary, rows)} "
+        f"{verdicts.convergence(rows)}\n\n" + tables.format_ablation(summary) + "\n"
+    )
 
 
 RENDER = {"lesson1": lesson1, "lesson2": lesson2, "lesson3": lesson3, "lesson4": lesson4}

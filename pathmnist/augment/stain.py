@@ -106,13 +106,18 @@ class HEDJitter:
     both against a numpy copy of the original (within 15%).
     """
 
-    def __init__(self, sigma):
+    def __init__(self, sigma, channels=3):
         self.sigma = checks.real(sigma, "HEDJitter sigma", 0.0, 1.0)
+        # channels=2 jitters haematoxylin and eosin only: H&E slides hold no DAB.
+        if channels not in (2, 3) or isinstance(channels, bool):
+            raise PathMNISTError(f"HEDJitter channels={channels!r}; pass 2 (H, E) or 3 (H, E, D).")
+        self.channels = int(channels)
 
     def draw(self, n, generator=None):
         """(scale, shift), each (n, 3) float64 on the CPU: the draws a call would make."""
         cpu_generator(generator, "HEDJitter")
         u = torch.rand(n, 2, 3, generator=generator, dtype=torch.float64) * 2 - 1
+        u[:, :, self.channels :] = 0  # The same draws either way; DAB kept when channels=2.
         return 1 + self.sigma * u[:, 0], self.sigma * u[:, 1]
 
     def __call__(self, x, generator=None):
@@ -122,13 +127,16 @@ class HEDJitter:
         return _combine(_separate(x) * scale + shift)  # (B, 3, H, W)
 
     def __repr__(self):
-        return f"HEDJitter(sigma={self.sigma:g})"
+        return f"HEDJitter(sigma={self.sigma:g}, channels={self.channels})"
 
 
 # Sigmas for HEDJitter(sigma), e.g. HEDJitter(HED_PRESETS["light"]).
 HED_LIGHT = 0.018  # Tellez's HED-light, sigma 0.05 in skimage < 0.19 units.
 HED_STRONG = 0.085  # Tellez's HED-strong, sigma 0.2 in those units.
-HED_PRESETS = {"light": HED_LIGHT, "strong": HED_STRONG}
+# Lesson 4's sweep starts well below the training split's own per-image spread of mean
+# stain amounts (H sd about 0.02 in these units; chapter 12 measures it).
+HED_FAINT = 0.005
+HED_PRESETS = {"faint": HED_FAINT, "light": HED_LIGHT, "strong": HED_STRONG}
 
 
 # Macenko et al. 2009, following torchstain's torch backend (from HEnorm_python):

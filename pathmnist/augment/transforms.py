@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pathmnist.augment import color
+from pathmnist.augment import color, randstainna
 from pathmnist.augment import stain as stain_tools  # `stain` is build_transforms' argument.
 from pathmnist.augment.dihedral import RandomDihedral
 from pathmnist.augment.randaugment import RandAugment
@@ -227,16 +227,36 @@ class Compose:
 # float32's, and commute with the resize; torchvision's RandAugment ops take uint8);
 # "float": on float [0, 1] images, after the Macenko mapping and before Normalize.
 # tests/test_transforms.py checks that the table and config.AUGMENTATIONS agree.
+def _jitter(preset, channels):
+    return lambda o: stain_tools.HEDJitter(stain_tools.HED_PRESETS[preset], channels=channels)
+
+
+def _randstainna(statistics):
+    if statistics is None:
+        raise PathMNISTError(
+            "the randstainna augmentation needs the training split's stain statistics; pass "
+            "randstain=randstainna.fit(train.images)."
+        )
+    return randstainna.RandStainNA(statistics)
+
+
 AUGMENTATION_TABLE = {
     "flips": ("uint8", lambda o: RandomDihedral()),
     "randaugment": ("uint8", lambda o: RandAugment(*o["randaugment"])),
-    "hed-light": ("float", lambda o: stain_tools.HEDJitter(stain_tools.HED_PRESETS["light"])),
-    "hed-strong": ("float", lambda o: stain_tools.HEDJitter(stain_tools.HED_PRESETS["strong"])),
+    # hed-*: all three stains; he-*: H and E only, DAB left as it is.
+    **{
+        f"{kind}-{preset}": ("float", _jitter(preset, channels=len(kind)))
+        for kind in ("hed", "he")
+        for preset in ("faint", "light", "strong")
+    },
+    "randstainna": ("float", lambda o: _randstainna(o["randstain"])),
     "color": ("float", lambda o: color.ColorJitter(**color.COLOR_PRESET)),
 }
 
 
-def build_transforms(mean, std, augment=(), size=None, stain=None, randaugment=(2, 9)):
+def build_transforms(
+    mean, std, augment=(), size=None, stain=None, randaugment=(2, 9), randstain=None
+):
     """(train_tf, eval_tf) for uint8 (B, H, W, 3) batches.
 
     eval: ToFloat, Resize (when size is given), Macenko normalisation to `stain` (a dict
@@ -244,7 +264,9 @@ def build_transforms(mean, std, augment=(), size=None, stain=None, randaugment=(
     Normalize with the train split's channel statistics. train: the same, with the
     augmentations named in `augment` (a TrainConfig's tuple of names, see
     config.AUGMENTATIONS), each made and placed as AUGMENTATION_TABLE says, in its order;
-    "randaugment" draws N operations at magnitude M per image, `randaugment=(N, M)`.
+    "randaugment" draws N operations at magnitude M per image, `randaugment=(N, M)`;
+    "randstainna" needs `randstain`, the training split's statistics from
+    `randstainna.fit`.
     """
     unknown = [n for n in augment if n not in AUGMENTATION_TABLE]
     if isinstance(augment, str) or unknown:
@@ -252,7 +274,7 @@ def build_transforms(mean, std, augment=(), size=None, stain=None, randaugment=(
             f"build_transforms got augment={augment!r}; pass a tuple of names from "
             f"{', '.join(AUGMENTATION_TABLE)} (config.parse_augment reads them from text)."
         )
-    options = {"randaugment": randaugment}
+    options = {"randaugment": randaugment, "randstain": randstain}
     made = {"uint8": [], "float": []}
     for name, (where, make) in AUGMENTATION_TABLE.items():
         if name in augment:

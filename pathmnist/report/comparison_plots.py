@@ -10,6 +10,7 @@ import numpy as np
 
 from pathmnist.errors import PathMNISTError
 from pathmnist.report.plots import _save, subplots
+from pathmnist.report.tables import trial_label
 
 
 def ablation_dots(rows, summary, path):
@@ -62,10 +63,7 @@ def trials_bar(summary, path):
     summary = list(summary)
     if not summary:
         raise PathMNISTError("there are no trials to plot; run at least one search trial.")
-    labels = [
-        ", ".join(f"{k}={v}" for k, v in s["params"].items()) + f" ({s['epochs']} ep)"
-        for s in summary
-    ]
+    labels = [trial_label(s["params"]) + f" ({s['epochs']} ep)" for s in summary]
     acc = [s["val_acc"] for s in summary]
     texts = [f"{s['val_acc']:.3f} ({s['n']} seed{'s' * (s['n'] > 1)})" for s in summary]
     colors = ["tab:green"] + ["tab:blue"] * (len(summary) - 1)

@@ -5,6 +5,10 @@ successive halving's rounds and an ablation's summary.
 Tested in tests/test_tables.py.
 """
 
+import dataclasses
+from pathlib import Path
+
+from pathmnist.config import TrainConfig
 from pathmnist.evaluation import metrics, stats
 
 
@@ -47,10 +51,22 @@ def format_table(evaluations: dict, history=None) -> str:
     return "\n".join(lines)
 
 
+def _field_order(keys) -> list[str]:
+    """Parameter names in TrainConfig's field order (unknown names last, sorted)."""
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    return sorted(keys, key=lambda k: (fields.index(k) if k in fields else len(fields), k))
+
+
+def trial_label(params: dict) -> str:
+    """The one name of a trial everywhere in the course: its parameters in TrainConfig's
+    field order, e.g. "optimizer=adam, lr=0.001, batch_size=64"."""
+    return ", ".join(f"{k}={params[k]}" for k in _field_order(params))
+
+
 def format_results(summary) -> str:
     """A Markdown table of ranked trials (`grid.summarize`): parameters, epochs, seeds,
     mean val accuracy with its 95% interval over seeds, mean val loss at the best epoch."""
-    keys = sorted({k for s in summary for k in s["params"]})
+    keys = _field_order({k for s in summary for k in s["params"]})
     header = ["rank", *keys, "epochs", "seeds", "val acc (mean)", "95% interval", "val loss", "s"]
     rows = []
     for i, s in enumerate(summary, 1):
@@ -72,39 +88,84 @@ def format_results(summary) -> str:
     return markdown_table(header, rows)
 
 
+def _ci(mean, low, high, n=2, digits=3) -> str:
+    """ "m [lo, hi]", or "m" alone with one seed (no interval)."""
+    if n < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _signed(c) -> str:
+    return f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+
+
 def format_ablation(summary) -> str:
-    """lesson 4's table: per shift and recipe, mean val and test accuracy, the gap with its
-    95% interval over seeds, and the share of the baseline's gap closed."""
-
-    def ci(e, name):
-        if e["n"] < 2:
-            return f"{e[name]:.3f}"
-        return f"{e[name]:.3f} [{e[name + '_low']:.3f}, {e[name + '_high']:.3f}]"
-
-    rows = [
-        (
-            e["shift"],
-            e["recipe"],
-            e["n"],
-            ci(e, "val"),
-            ci(e, "test"),
-            ci(e, "gap"),
-            "" if e["recipe"] == "baseline" else f"{e['gap_closed']:.0%}",
-            f"{e['test_auc']:.3f}",
+    """Lesson 4's table: per shift and recipe, seeds and runs converged, mean val and test
+    accuracy with 95% t intervals over seeds, the paired test-accuracy difference to the
+    baseline (t interval over seeds, pooled exact McNemar p), the gap (val - test), and the
+    share of the baseline's gap closed where the baseline's gap is established."""
+    rows = []
+    for e in summary:
+        vs = e.get("vs_baseline")
+        closed = e.get("gap_closed")
+        mc = vs["test_accuracy"].get("mcnemar_p") if vs else None
+        rows.append(
+            (
+                e["shift"],
+                e["recipe"],
+                f"{e['n']} ({e['converged']})",
+                _ci(e["val"], e["val_low"], e["val_high"], e["n"]),
+                _ci(e["test"], e["test_low"], e["test_high"], e["n"]),
+                _signed(vs["test_accuracy"]) if vs else "",
+                "" if mc is None else f"{mc:.2g}",
+                _ci(e["gap"], e["gap_low"], e["gap_high"], e["n"]),
+                f"{closed['share']:.0%} [{closed['low']:.0%}, {closed['high']:.0%}]"
+                if closed
+                else "",
+            )
         )
-        for e in summary
-    ]
     header = [
         "shift",
         "recipe",
-        "seeds",
+        "seeds (converged)",
         "val acc",
         "test acc",
+        "test acc - baseline (paired)",
+        "McNemar p",
         "gap (val - test)",
         "gap closed",
-        "test AUC",
     ]
-    return markdown_table(header, rows, align=["l", "l"] + ["r"] * 6)
+    return markdown_table(header, rows, align=["l", "l"] + ["r"] * 7)
+
+
+def format_rejected(
+    name, checkpoint, config, carried_config, history, evaluations, figures, out_dir
+) -> str:
+    """Lesson 3's section for the model not carried: where it is, the settings in which it
+    differs from the carried one, its best epoch, its val and test metrics and its curves
+    (`figures`: {title: path}, linked relative to `out_dir`)."""
+    mine, theirs = config.to_dict(), carried_config.to_dict()
+    diff = [(k, f"`{mine[k]}`", f"`{theirs[k]}`") for k in mine if mine[k] != theirs[k]]
+    lines = [
+        f"## The rejected model: {name}",
+        "",
+        f"Not carried (`{checkpoint}`); shown for comparison only. Nothing above this "
+        "section describes it.",
+        "",
+    ]
+    if diff:
+        lines += [markdown_table(["setting", name, "carried"], diff), ""]
+    if history is not None and history.rows:
+        lines += [f"Best epoch {history.best_epoch} of {len(history.rows)}.", ""]
+    rows = [
+        (s, f"{ev.accuracy:.4f}", _interval(ev), f"{ev.macro_auc:.4f}")
+        for s, ev in evaluations.items()
+    ]
+    lines += [markdown_table(["split", "accuracy", "95% interval", "macro AUC"], rows), ""]
+    for title, path in figures.items():
+        rel = Path(path).relative_to(out_dir).as_posix()
+        lines += [f"![{name}: {title}]({rel})", ""]
+    return "\n".join(lines).rstrip()
 
 
 def format_rounds(result) -> str:

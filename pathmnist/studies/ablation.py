@@ -1,15 +1,19 @@
-"""Lesson 4's ablation: which remedy closes how much of the val-to-test gap, over seeds.
+"""Lesson 4's ablation: what each remedy does to the shifted test accuracy, seed by seed.
 
-Each recipe is the seed's baseline plus named changes (augmentations, stain normalisation,
-test-time augmentation); each runs with several seeds on each shifted data set (a test
-split with a stain shift, one with a scanner shift). One row per (recipe, seed, shift)
-goes to results.csv as soon as that run ends, so an interrupted study resumes without
-redoing finished runs (an unfinished run continues from its last.pt). `summarize` gives,
-per shift and recipe, the mean val and test accuracy and the mean gap with 95% t intervals
-over seeds, and the share of the baseline's gap that the recipe closes.
+Each recipe is the source project's baseline plus named changes (augmentations, stain
+normalisation, test-time augmentation, a loss); each runs with several seeds. Shifted
+data sets that share their training and validation splits (the synthetic stain and
+scanner sets move only the test split) share one training per recipe and seed, tested on
+each shift's test split. One row per (recipe, seed, shift) goes to results.csv as soon as
+that training ends, with the run's best epoch, epochs run, whether it converged
+(`decision.converged`), its validation curve and which test images it got right; an
+interrupted study resumes without redoing finished rows. `summarize` gives, per shift and
+recipe, mean val and test accuracy and gap with 95% t intervals over seeds, and the paired
+comparison with the baseline on the same seeds (`decision.paired`); the share of the
+baseline's gap closed only where that gap is established.
 
-Tested in tests/test_ablation.py (resume skips finished rows, the summary against numpy
-and stats.mean_interval, a changed study refused).
+Tested in tests/test_ablation.py (rows, one training for shifts sharing train and val,
+resume, refusals, the summary against numpy, stats.mean_interval and decision.paired).
 """
 
 import csv
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
-from pathmnist.evaluation import metrics, stats
+from pathmnist.evaluation import decision, metrics, stats
 from pathmnist.files import write_json, write_text
 from pathmnist.training import rundir
 from pathmnist.training.fit import fit
@@ -30,18 +34,29 @@ from pathmnist.training.fit import fit
 RECIPES = {
     "baseline": {},
     "flips": {"augment": ("flips",)},
-    "flips+hed": {"augment": ("flips", "hed-strong")},
-    "flips+macenko": {"augment": ("flips",), "stain_normalize": True},
-    "flips+hed+tta": {"augment": ("flips", "hed-strong"), "tta": True},
-    # Tellez's lighter preset, run after the strong one collapsed validation accuracy on
-    # the lab bench (chapter 12).
     "flips+hed-light": {"augment": ("flips", "hed-light")},
+    "flips+macenko": {"augment": ("flips",), "stain_normalize": True},
+    "flips+randstainna": {"augment": ("flips", "randstainna")},
+    # The jitter-strength sweep (chosen on validation): from well below the training
+    # split's own stain spread up to Tellez's strong preset, on H, E and DAB or H and E only.
+    "flips+hed-faint": {"augment": ("flips", "hed-faint")},
+    "flips+he-faint": {"augment": ("flips", "he-faint")},
+    "flips+he-light": {"augment": ("flips", "he-light")},
+    "flips+hed-strong": {"augment": ("flips", "hed-strong")},
+    "flips+he-strong": {"augment": ("flips", "he-strong")},
     "flips+hed-light+tta": {"augment": ("flips", "hed-light"), "tta": True},
     # Lesson 5's class-aware losses, against the baseline's cross-entropy.
     "weighted": {"loss": "weighted"},
     "focal": {"loss": "focal"},
 }
-LESSON4 = ("baseline", "flips", "flips+hed", "flips+macenko", "flips+hed+tta")
+LESSON4 = ("baseline", "flips", "flips+hed-light", "flips+macenko", "flips+randstainna")
+SWEEP = (
+    "flips+hed-faint",
+    "flips+he-faint",
+    "flips+he-light",
+    "flips+hed-strong",
+    "flips+he-strong",
+)
 COLUMNS = [
     "recipe",
     "seed",
@@ -51,9 +66,17 @@ COLUMNS = [
     "val_macro_auc",
     "test_macro_auc",
     "best_epoch",
+    "epochs",  # Epochs run (the budget unless early stopping ended the run).
+    "converged",  # decision.converged: True or False.
     "seconds",
     "test_recall",  # Per-class recall on test, space-separated, in label order.
+    "val_accuracies",  # One per epoch, space-separated: the curve behind "converged".
+    "val_losses",  # One per epoch: what early stopping watched (chapter 12 replays it).
+    "test_correct",  # One 0/1 per test image, in file order: for the pooled McNemar test.
 ]
+FLOATS = ("val_accuracy", "test_accuracy", "val_macro_auc", "test_macro_auc", "seconds")
+LISTS = ("test_recall", "val_accuracies", "val_losses")
+_lower = lambda c: decision.established(c) and c["diff"] < 0  # test established lower
 
 
 def read_rows(path) -> list[dict]:
@@ -66,27 +89,32 @@ def read_rows(path) -> list[dict]:
         if reader.fieldnames != COLUMNS:
             raise PathMNISTError(f"{path} is not an ablation results file; use another --out.")
         try:
-            return [
-                {
-                    **r,
-                    "seed": int(r["seed"]),
-                    "best_epoch": int(r["best_epoch"]),
-                    **{c: float(r[c]) for c in [*COLUMNS[3:7], "seconds"]},
-                    "test_recall": [float(v) for v in r["test_recall"].split()],
-                }
-                for r in reader
-            ]
-        except ValueError as e:
+            rows = [_typed(r) for r in reader]
+        except (ValueError, TypeError, AttributeError) as e:
             raise PathMNISTError(f"{path} holds a value that is not a number ({e}).") from None
+    return rows
+
+
+def _typed(r: dict) -> dict:
+    """One results.csv row with numbers as numbers (ValueError on a damaged row)."""
+    if r["converged"] not in ("True", "False") or set(r["test_correct"]) - {"0", "1"}:
+        raise ValueError(f"row {r['recipe']} seed {r['seed']} is damaged")
+    return {
+        **r,
+        "seed": int(r["seed"]),
+        "best_epoch": int(r["best_epoch"]),
+        "epochs": int(r["epochs"]),
+        "converged": r["converged"] == "True",
+        **{c: float(r[c]) for c in FLOATS},
+        **{c: [float(v) for v in r[c].split()] for c in LISTS},
+    }
 
 
 def _write_rows(path, rows) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(
-        {**r, "test_recall": " ".join(f"{v:.6f}" for v in r["test_recall"])} for r in rows
-    )
+    writer.writerows({**r, **{c: " ".join(f"{v:.6f}" for v in r[c]) for c in LISTS}} for r in rows)
     write_text(path, buffer.getvalue())
 
 
@@ -128,22 +156,35 @@ def run_study(
         write_json(out / "study.json", study)
         rows = read_rows(out / "results.csv")
         done = {(r["recipe"], r["seed"], r["shift"]) for r in rows}
-        for shift, splits in data.items():
+        for group in _groups(data):
             for name, changes in recipes.items():
                 for seed in seeds:
-                    if (name, seed, shift) in done:
-                        continue
-                    rows.append(_one(splits, name, changes, seed, shift, base, out, quiet))
-                    _write_rows(out / "results.csv", rows)
+                    todo = [s for s in group if (name, seed, s) not in done]
+                    if todo:
+                        rows += _one(data, todo, name, changes, seed, base, out, quiet)
+                        _write_rows(out / "results.csv", rows)
         return rows
 
 
-def _one(splits, name, changes, seed, shift, base, out, quiet) -> dict:
-    """Train and evaluate one recipe with one seed on one shift; its results row."""
+def _groups(data: dict) -> list[list[str]]:
+    """Shift names grouped by identical train and val splits (one training serves them)."""
+    groups = {}
+    for shift, splits in data.items():
+        key = tuple(
+            (s.images.shape, s.images.tobytes(), s.labels.tobytes())
+            for s in (splits["train"], splits["val"])
+        )
+        groups.setdefault(key, []).append(shift)
+    return list(groups.values())
+
+
+def _one(data, shifts, name, changes, seed, base, out, quiet) -> list[dict]:
+    """Train one recipe and seed once for `shifts`; one results row per shift's test."""
     config = dataclasses.replace(base, seed=seed, **changes).validate()
-    run_dir = out / shift / name / f"seed={seed}"
+    splits = data[shifts[0]]
+    run_dir = out / shifts[0] / name / f"seed={seed}"
     if not quiet:
-        print(f"{shift} / {name} / seed {seed}")
+        print(f"{', '.join(shifts)} / {name} / seed {seed}", flush=True)
     start = time.perf_counter()
     resume = (run_dir / "last.pt").exists()
     overwrite = not resume and rundir.holds_run(run_dir)
@@ -156,21 +197,40 @@ def _one(splits, name, changes, seed, shift, base, out, quiet) -> dict:
         overwrite=overwrite,
         quiet=True,
     )
-    ev = {s: history.predictor.evaluate(splits[s]) for s in ("val", "test")}
-    for f in ("last.pt", "best.pt"):  # 30 runs x 2 ResNet-18s would take 5 GB.
-        (run_dir / f).unlink(missing_ok=True)
-    return {
+    val = history.predictor.evaluate(splits["val"])
+    val_acc = [r["val_acc"] for r in history.rows]
+    common = {
         "recipe": name,
         "seed": seed,
-        "shift": shift,
-        "val_accuracy": ev["val"].accuracy,
-        "test_accuracy": ev["test"].accuracy,
-        "val_macro_auc": ev["val"].macro_auc,
-        "test_macro_auc": ev["test"].macro_auc,
+        "val_accuracy": val.accuracy,
+        "val_macro_auc": val.macro_auc,
         "best_epoch": history.best_epoch,
-        "seconds": round(time.perf_counter() - start, 1),
-        "test_recall": _recall(ev["test"]),
+        "epochs": len(history.rows),
+        "converged": decision.converged(
+            val_acc, history.best_epoch, config.epochs, config.step_size, len(splits["val"])
+        ),
+        "val_accuracies": val_acc,
+        "val_losses": [r["val_loss"] for r in history.rows],
     }
+    rows = []
+    for shift in shifts:
+        test = data[shift]["test"]
+        ev = history.predictor.evaluate(test)
+        correct = ev.probs.argmax(1) == ev.labels
+        rows.append(
+            {
+                **common,
+                "shift": shift,
+                "test_accuracy": ev.accuracy,
+                "test_macro_auc": ev.macro_auc,
+                "seconds": round(time.perf_counter() - start, 1),
+                "test_recall": _recall(ev),
+                "test_correct": "".join("1" if c else "0" for c in correct.tolist()),
+            }
+        )
+    for f in ("last.pt", "best.pt"):  # 25 runs x 2 ResNet-18s would take 4 GB.
+        (run_dir / f).unlink(missing_ok=True)
+    return rows
 
 
 def _recall(ev) -> list[float]:
@@ -180,19 +240,24 @@ def _recall(ev) -> list[float]:
 
 
 def summarize(rows) -> list[dict]:
-    """Per (shift, recipe), in first-seen order: n seeds, mean val/test accuracy and gap
-    (val - test) with 95% t intervals, mean test macro AUC, and the share of the same
-    shift's baseline gap closed (1 - gap / baseline gap)."""
+    """Per (shift, recipe), in first-seen order: n seeds, runs converged, mean val/test
+    accuracy and gap (val - test) with 95% t intervals over seeds, mean test macro AUC, and,
+    against the same shift's baseline on the same seeds, the paired differences
+    (`decision.paired`) of test accuracy, val accuracy and gap. `gap_closed` (the share of
+    the baseline's gap removed, with the paired interval scaled by the baseline's mean gap)
+    only when the baseline's gap interval excludes 0 and test did not fall; else None."""
     groups = {}
     for r in rows:
-        groups.setdefault((r["shift"], r["recipe"]), []).append(r)
+        gap = r["val_accuracy"] - r["test_accuracy"]
+        groups.setdefault((r["shift"], r["recipe"]), []).append({**r, "gap": gap})
     out = []
     for (shift, recipe), runs in groups.items():
-        entry = {"shift": shift, "recipe": recipe, "n": len(runs)}
+        entry = {"shift": shift, "recipe": recipe, "n": len(runs), "runs": runs}
+        entry["converged"] = sum(bool(r["converged"]) for r in runs)
         for name, values in (
             ("val", [r["val_accuracy"] for r in runs]),
             ("test", [r["test_accuracy"] for r in runs]),
-            ("gap", [r["val_accuracy"] - r["test_accuracy"] for r in runs]),
+            ("gap", [r["gap"] for r in runs]),
             ("test_auc", [r["test_macro_auc"] for r in runs]),
         ):
             mean, low, high = stats.mean_interval(values)
@@ -204,6 +269,32 @@ def summarize(rows) -> list[dict]:
         base = next(
             (e for e in out if e["shift"] == entry["shift"] and e["recipe"] == "baseline"), None
         )
-        ok = base is not None and base["gap"] > 0
-        entry["gap_closed"] = 1 - entry["gap"] / base["gap"] if ok else float("nan")
-    return out
+        entry["vs_baseline"], entry["gap_closed"] = None, None
+        if base is None or entry is base:
+            continue
+        entry["vs_baseline"] = {
+            m: decision.paired(entry["runs"], base["runs"], m)
+            for m in ("test_accuracy", "val_accuracy", "gap")
+        }
+        if (
+            decision.established({"low": base["gap_low"], "high": base["gap_high"]})
+            and base["gap"] > 0
+            and not _lower(entry["vs_baseline"]["test_accuracy"])  # Shrunk by falling.
+        ):
+            g = entry["vs_baseline"]["gap"]  # recipe gap - baseline gap, per seed
+            entry["gap_closed"] = {
+                "share": -g["diff"] / base["gap"],
+                "low": -g["high"] / base["gap"],
+                "high": -g["low"] / base["gap"],
+            }
+    for entry in out:
+        del entry["runs"]
+    shifts = list(dict.fromkeys(e["shift"] for e in out))
+    return sorted(out, key=lambda e: shifts.index(e["shift"]))  # Stable: recipes keep order.
+
+
+def converged_share(rows) -> float:
+    """The share of runs (one per recipe and seed, counted once across shifts) that
+    converged by `decision.converged`."""
+    runs = {(r["recipe"], r["seed"]): bool(r["converged"]) for r in rows}
+    return sum(runs.values()) / len(runs) if runs else float("nan")

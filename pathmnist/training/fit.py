@@ -93,6 +93,7 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
         config.size,
         info["stain"],
         (config.randaugment_n, config.randaugment_m),
+        info["randstain"],
     )
     configure_backends(device, config.deterministic)
     seed_everything(config.seed)  # Same seed, same initial weights.

@@ -4,6 +4,7 @@ class names, from the best.pt that `fit` wrote.
 Tested in tests/test_inference.py on a tiny trained run.
 """
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,3 +65,44 @@ def check_data(ckpt: inference.Checkpoint, imageset) -> None:
             f"the run was trained on {len(ckpt.class_names)} classes {ckpt.class_names[:3]}..., "
             f"but this data has {imageset.num_classes}; pass the data the run used."
         )
+
+
+def check_trained_on(path, splits: dict, what: str = "the run") -> None:
+    """Refuse data other than the data the checkpoint at `path` was trained on: the class
+    count, and `checkpoints.data_identity` of each of "train" and "val" in `splits` (a
+    model compared or calibrated on other images would report numbers of another data set)."""
+    payload = checkpoints.load(path, "pass the best.pt that fit wrote")
+    first = next(iter(splits.values()))
+    if int(payload.get("num_classes", -1)) != first.num_classes:
+        raise PathMNISTError(
+            f"{what} ({path}) was trained on {payload.get('num_classes')} classes, but this "
+            f"data has {first.num_classes}; pass the data it was trained on."
+        )
+    saved = payload.get("data") or {}
+    for split in ("train", "val"):
+        if split in splits and saved.get(split) != checkpoints.data_identity(splits[split]):
+            raise PathMNISTError(
+                f"{what} ({path}) was trained on another {split} split than this data's; "
+                "pass the --dataset, --data-file, --size and --subset it was trained with."
+            )
+
+
+def analysed_checkpoint(run_dir) -> Path:
+    """The checkpoint to analyse for a run folder: the model lesson 3 carried, as its
+    metrics.json records it ("carried_checkpoint"), else the folder's own best.pt."""
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.json"
+    try:
+        recorded = json.loads(path.read_text()).get("carried_checkpoint") if path.exists() else None
+    except (ValueError, AttributeError, OSError):
+        raise PathMNISTError(
+            f"{path} is not a readable metrics.json; rerun the run's example."
+        ) from None
+    if recorded is None:
+        return run_dir / "best.pt"
+    if not isinstance(recorded, str) or not Path(recorded).is_file():
+        raise PathMNISTError(
+            f"{path} says the carried model is {recorded!r}, but there is no such file; run "
+            "from the folder lesson 3 ran in, or restore that checkpoint."
+        )
+    return Path(recorded)

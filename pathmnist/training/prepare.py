@@ -11,7 +11,7 @@ Tested in tests/test_fit.py through `fit`.
 
 import torch
 
-from pathmnist.augment import stain
+from pathmnist.augment import randstainna, stain
 from pathmnist.augment.transforms import channel_stats
 from pathmnist.config import TrainConfig
 from pathmnist.data.dataset import ImageSet
@@ -61,6 +61,7 @@ def prepare(config, train, val, out_dir, resume, overwrite):
     rundir.start(out_dir, resume, overwrite)
     if saved:
         mean, std, stain_target = saved["mean"], saved["std"], saved.get("stain")
+        randstain = saved.get("randstain")
     else:
         # Pretrained weights expect inputs normalised as in their ImageNet training.
         pre = (pretrained.IMAGENET_MEAN, pretrained.IMAGENET_STD) if config.weights else None
@@ -69,6 +70,8 @@ def prepare(config, train, val, out_dir, resume, overwrite):
         if config.stain_normalize:
             stains, max_conc = stain.fit_macenko(train.images)
             stain_target = {"stains": stains.tolist(), "max_conc": max_conc.tolist()}
+        # RandStainNA's template distribution, also fitted on the training split.
+        randstain = randstainna.fit(train.images) if "randstainna" in config.augment else None
     info = {
         "config": config.to_dict(),
         "num_classes": train.num_classes,
@@ -78,5 +81,6 @@ def prepare(config, train, val, out_dir, resume, overwrite):
         "mean": list(mean),
         "std": list(std),
         "stain": stain_target,
+        "randstain": randstain,
     }
     return info, saved
