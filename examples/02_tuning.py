@@ -107,7 +107,12 @@ def main(argv=None):
         if rounds is not None:
             sections.insert(0, tables.format_rounds(rounds))
         run_report.write_report(
-            out, "Lesson 2: tuning", config=base, figures={"Trials": chart}, sections=sections
+            out,
+            "Lesson 2: tuning",
+            data=cli.data_description(args),
+            config=base,
+            figures={"Trials": chart},
+            sections=sections,
         )
     print(table)
     print(f"compute: {spent:,} image-epochs")

@@ -127,7 +127,9 @@ def main(argv=None):
         extra["carried_checkpoint"] = str(checkpoint)
         gap = gap_sentence(final["val"], final["test"])
         names = splits["train"].class_names
-        figures = run_report.save_figures(out, final_history, final, names)
+        figures = run_report.save_figures(
+            out, final_history, final, names, split_images={s: splits[s] for s in final}
+        )
         why = SHIFT.get(args.dataset if args.data_file is None else "", "")
         sections = [
             f"## Decision (made on validation)\n\nCarried: the **{carried}** model "
@@ -155,6 +157,7 @@ def main(argv=None):
         run_report.write_report(
             out,
             "Lesson 3: final evaluation",
+            data=cli.data_description(args),
             config=final_config,
             history=final_history,
             evaluations=final,

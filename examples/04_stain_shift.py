@@ -161,6 +161,7 @@ def main(argv=None):
         run_report.write_report(
             out,
             "Lesson 4: the stain shift, remedy by remedy",
+            data=cli.data_description(args),
             config=base,
             figures={"Val and test accuracy per recipe": figure},
             sections=[
