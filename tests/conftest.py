@@ -98,3 +98,14 @@ def postgres_url():
             subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
                            capture_output=True)  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """Build test_fit's tiny net wherever a config says resnet18 (fit, load_checkpoint,
+    the searches), in this process only: a worker process builds the real one."""
+    from test_fit import TinyNet
+
+    from pathmnist.model import registry
+
+    monkeypatch.setitem(registry.BUILDERS, "resnet18", TinyNet)

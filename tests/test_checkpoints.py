@@ -10,12 +10,11 @@ import random
 import numpy as np
 import pytest
 import torch
-from test_fit import TinyNet, signal_set
+from test_fit import signal_set
 
 from pathmnist.config import seed_everything
 from pathmnist.data.dataset import ImageSet
 from pathmnist.errors import PathMNISTError
-from pathmnist.model import registry
 from pathmnist.training import checkpoints, inference
 
 MARKER = "ran.txt"
@@ -29,12 +28,6 @@ class RunsCode:
 
     def __reduce__(self):
         return (type(self.path).write_text, (self.path, "code ran"))
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    """Build the tiny net wherever the config says resnet18."""
-    monkeypatch.setitem(registry.BUILDERS, "resnet18", TinyNet)
 
 
 @pytest.fixture(scope="module")

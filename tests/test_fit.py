@@ -27,7 +27,6 @@ from pathmnist.config import TrainConfig
 from pathmnist.data.dataset import ImageSet
 from pathmnist.data.loader import BatchLoader
 from pathmnist.errors import PathMNISTError
-from pathmnist.model import registry
 from pathmnist.training import checkpoints, inference, loop, prepare, resume
 from pathmnist.training.fit import fit
 from pathmnist.training.history import HISTORY_COLUMNS, History
@@ -59,12 +58,6 @@ class TinyNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.features(x))  # (B, C)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    """Build the tiny net wherever the config says resnet18 (fit and load_checkpoint)."""
-    monkeypatch.setitem(registry.BUILDERS, "resnet18", TinyNet)
 
 
 @pytest.fixture(scope="module")

@@ -14,22 +14,15 @@ from conftest import write_medmnist_npz
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import ParameterGrid
-from test_fit import TinyNet, signal_set
+from test_fit import signal_set
 
 from pathmnist.config import TrainConfig
 from pathmnist.data import dataset as data
 from pathmnist.errors import PathMNISTError
-from pathmnist.model import registry
 from pathmnist.studies import folder, grid, halving
 from pathmnist.training import resume
 
 BASE = TrainConfig(device="cpu", precision="fp32", batch_size=8)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    """Build the tiny net wherever the config says resnet18."""
-    monkeypatch.setitem(registry.BUILDERS, "resnet18", TinyNet)
 
 
 @pytest.fixture(scope="module")

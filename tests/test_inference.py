@@ -1,7 +1,7 @@
 """training.inference: a run loaded for inference needs a whole checkpoint."""
 
 import pytest
-from test_checkpoints import one_message, splits, tiny  # noqa: F401 - fixtures
+from test_checkpoints import one_message, splits  # noqa: F401 - fixtures
 
 from pathmnist.errors import PathMNISTError
 from pathmnist.training import checkpoints, inference

@@ -24,11 +24,10 @@ import pytest
 from conftest import write_medmnist_npz
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_fit import TinyNet, signal_set
+from test_fit import signal_set
 
 from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
-from pathmnist.model import registry
 from pathmnist.report import optuna_report
 from pathmnist.studies import folder, grid, optuna_search, optuna_space, optuna_storage
 
@@ -36,12 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = TrainConfig(device="cpu", precision="fp32", batch_size=8, lr=1e-2)
 # Heartbeats every second; a trial silent for 3 s is failed and retried.
 FAST = {"heartbeat_interval": 1, "grace_period": 3}
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    """Build the tiny net wherever the config says resnet18 (in this process only)."""
-    monkeypatch.setitem(registry.BUILDERS, "resnet18", TinyNet)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 # Fixtures shared with test_checkpoints: pytest passes them by name (F811 is expected).
 # ruff: noqa: F811
-from test_checkpoints import one_message, splits, tiny  # noqa: F401 - fixtures
+from test_checkpoints import one_message, splits  # noqa: F401 - fixtures
 from test_fit import config, signal_set
 
 from pathmnist.errors import PathMNISTError
