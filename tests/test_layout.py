@@ -93,3 +93,13 @@ def test_rank_orders_the_stages():
     assert rank("pathmnist.errors") < rank("pathmnist.data.dataset") < rank("pathmnist.model")
     assert rank("pathmnist.evaluation.metrics") < rank("pathmnist.training.fit")
     assert rank("pathmnist.studies.grid") < rank("pathmnist.report.plots") < rank("pathmnist.cli")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_says_what_lives_where(stage):
+    """A stage's __init__ docstring names every module in it, so a newcomer opening the
+    folder reads its map first."""
+    doc = ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text())) or ""
+    modules = sorted(p.stem for p in (PACKAGE / stage).glob("*.py") if p.stem != "__init__")
+    missing = [m for m in modules if f"`{m}`" not in doc]
+    assert not missing, f"pathmnist/{stage}/__init__.py does not name {missing}"

@@ -7,4 +7,5 @@
 - `stain`: colour deconvolution (HED), HED jitter and Macenko normalisation.
 - `mixing`: MixUp and CutMix.
 - `randaugment`: RandAugment's 14 operations, per image, batched (chapter 10).
+- `randstainna`: RandStainNA, per-image stain statistics drawn from the training split's.
 """
