@@ -7,8 +7,9 @@ status 2 (no traceback: the sentence already says what to fix). The choices come
 `pathmnist.config`, so a new optimizer or device is added in one place.
 
 Ctrl-C is one line and exit status 130 wherever it lands, the imports included (this
-module installs a `sys.excepthook` for KeyboardInterrupt before it imports torch); it
-advises --resume only when a run folder was started.
+module installs a SIGINT handler before it imports torch and medmnist, whose package
+import would swallow a KeyboardInterrupt); it advises --resume only when a run folder was
+started.
 
 Tested in tests/test_cli.py, tests/test_bad_inputs.py and tests/test_faults.py.
 """
@@ -16,23 +17,27 @@ Tested in tests/test_cli.py, tests/test_bad_inputs.py and tests/test_faults.py.
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from pathlib import Path
 
-_EXCEPTHOOK = sys.excepthook
 
-
-def _interrupted_hook(kind, value, tb):
-    """A Ctrl-C outside `run` (while the example imports torch): one line, status 130."""
-    if not issubclass(kind, KeyboardInterrupt):
-        return _EXCEPTHOOK(kind, value, tb)
+def _interrupted_while_importing(signum, frame):
+    """Ctrl-C while the example imports torch and medmnist: one line, status 130. A signal
+    handler, not an exception hook: medmnist's package import catches every exception,
+    KeyboardInterrupt included, and would swallow the interrupt. `run` puts Python's own
+    handler back once the imports are done."""
     print("\ninterrupted before anything was written; rerun the same command.", file=sys.stderr)
     sys.stderr.flush()
     os._exit(130)
 
 
-if sys.excepthook is sys.__excepthook__:  # Not in a notebook, which has its own.
-    sys.excepthook = _interrupted_hook
+# Only for a script run in a terminal (a notebook has its own excepthook and handler).
+_GUARDED = sys.excepthook is sys.__excepthook__ and (
+    signal.getsignal(signal.SIGINT) is signal.default_int_handler
+)
+if _GUARDED:
+    signal.signal(signal.SIGINT, _interrupted_while_importing)
 
 from pathmnist import config as C  # noqa: E402 - after the hook: this imports torch.
 from pathmnist.data import dataset as data  # noqa: E402
@@ -261,6 +266,8 @@ def data_description(args) -> str:
 
 def run(main) -> None:
     """Call `main()`; a user error prints `error: <sentence>` and exits with status 2."""
+    if _GUARDED:  # The imports are done: Ctrl-C is a KeyboardInterrupt again.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     rundir.STARTED.clear()
     try:
         main()
