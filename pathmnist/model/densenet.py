@@ -50,8 +50,8 @@ import torch
 import torch.utils.checkpoint as cp
 from torch import nn
 
-from pathmnist.config import STEMS
 from pathmnist.errors import PathMNISTError
+from pathmnist.model.resnet import check_network_args
 
 # Smallest image side for which denseblock4 receives at least one pixel.
 MIN_SIZE = {"imagenet": 29, "small": 8}
@@ -182,13 +182,7 @@ class DenseNet(nn.Module):
         memory_efficient=False,
     ):
         super().__init__()
-        if stem not in STEMS:
-            raise PathMNISTError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}.")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise PathMNISTError(
-                f"num_classes must be a positive integer, got {num_classes!r}; pass the "
-                "number of labels in the dataset (9 for PathMNIST)."
-            )
+        check_network_args(stem, num_classes)
         self.stem, self.min_size = stem, MIN_SIZE[stem]
         if stem == "imagenet":  # 7x7 stride 2 then max-pool: H -> ceil(ceil(H / 2) / 2).
             conv0 = nn.Conv2d(3, num_init_features, kernel_size=7, stride=2, padding=3, bias=False)

@@ -119,6 +119,18 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
+def check_network_args(stem, num_classes) -> None:
+    """The arguments every network of the course takes (ResNet and DenseNet alike): a stem
+    from config.STEMS and a positive whole number of classes."""
+    if stem not in STEMS:
+        raise PathMNISTError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise PathMNISTError(
+            f"num_classes must be a positive integer, got {num_classes!r}; pass the "
+            "number of labels in the dataset (9 for PathMNIST)."
+        )
+
+
 class ResNet(nn.Module):
     """Stem, four stages of residual blocks, global average pool, linear classifier.
 
@@ -128,13 +140,7 @@ class ResNet(nn.Module):
 
     def __init__(self, block, layers, num_classes=9, stem="imagenet", zero_init_residual=False):
         super().__init__()
-        if stem not in STEMS:
-            raise PathMNISTError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}.")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise PathMNISTError(
-                f"num_classes must be a positive integer, got {num_classes!r}; pass the "
-                "number of labels in the dataset (9 for PathMNIST)."
-            )
+        check_network_args(stem, num_classes)
         self.stem = stem
         self.min_size = MIN_SIZE[stem]
         self.inplanes = 64  # Channels entering the next stage; _make_layer updates it.
