@@ -1,7 +1,8 @@
 """Lesson 4: close the test shift the seed left open, and measure what each remedy does.
 
-Recipes (pathmnist.studies.ablation.RECIPES): the seed's baseline; + flips and rotations; + HED
-stain jitter; + Macenko stain normalisation; + HED jitter and test-time augmentation. Each
+Recipes (pathmnist.studies.recipes.RECIPES): the seed's baseline; + flips and rotations; + HED
+stain jitter; + Macenko stain normalisation; + RandStainNA; + RandAugment (and, with
+torchvision's ImageNet file, `pretrained`). Each
 runs with --seeds seeds on two synthetic sets whose test splits differ from training in
 different ways: a stain shift (what stain augmentation models) and a scanner shift (blur
 and JPEG, which it does not). Writes results.csv (one row per recipe, seed and shift),
@@ -26,8 +27,10 @@ from pathmnist.config import MAX_SEED
 from pathmnist.data import dataset as data
 from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
+from pathmnist.model import pretrained
 from pathmnist.report import comparison_plots, run_report, tables
 from pathmnist.studies import ablation
+from pathmnist.studies.recipes import LESSON4, RECIPES
 from pathmnist.training import rundir
 
 KIND = "04_stain_shift"  # The run folder's kind (rundir): another run's is refused.
@@ -90,9 +93,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny sets at 28x28, 3 epochs")
     p.add_argument(
         "--recipes",
-        default=",".join(ablation.LESSON4),
-        help=f"comma-separated recipe names from {', '.join(ablation.RECIPES)} (default: "
-        "lesson 4's five)",
+        default=",".join(LESSON4),
+        help=f"comma-separated recipe names from {', '.join(RECIPES)} (default: "
+        "lesson 4's six; a --resume may add recipes)",
     )
     p.add_argument(
         "--shifts",
@@ -109,11 +112,11 @@ def main(argv=None):
         raise PathMNISTError(f"--seeds {args.seeds} is not allowed; use a whole number >= 1.")
     recipes = {}
     for name in args.recipes.split(","):
-        if name not in ablation.RECIPES:
+        if name not in RECIPES:
             raise PathMNISTError(
-                f"unknown recipe {name!r}; choose from {', '.join(ablation.RECIPES)}."
+                f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}."
             )
-        recipes[name] = ablation.RECIPES[name]
+        recipes[name] = RECIPES[name]
     args.shifts = check_shifts(args)
     sizes = QUICK if args.quick else FULL
     args.epochs = args.epochs or sizes["epochs"]
@@ -122,6 +125,10 @@ def main(argv=None):
     # epochs through both decays (best weights, by validation loss, are still kept).
     patience = base.epochs if args.patience is None else args.patience
     base = dataclasses.replace(base, patience=patience).validate()
+    if any(r.get("weights") == "imagenet" for r in recipes.values()):
+        # Fetched (or found in torch.hub's cache) before any run starts: offline, one
+        # sentence says where the file goes, and no recipe has trained in vain.
+        pretrained.imagenet_state_dict(base.arch)
     first = base.seed
     if first + args.seeds - 1 > MAX_SEED:
         raise PathMNISTError(

@@ -110,6 +110,46 @@ def test_resume_skips_finished_runs_and_refuses_another_study(study):
         ablation.run_study(data, RECIPES, [0, 1], BASE, d / "out", quiet=True)
 
 
+def test_a_resume_may_add_recipes_but_not_drop_or_change_one(study, tmp_path):
+    """A finished study gains a recipe: only its runs train, the old rows stay as they
+    were; a dropped or changed recipe is refused; a base written before a TrainConfig field
+    existed counts that field at its default."""
+    import shutil
+
+    d, data, _ = study
+    out = tmp_path / "out"
+    shutil.copytree(d / "out", out)
+    key = json.loads((out / "study.json").read_text())
+    del key["base"]["randaugment_m"]  # As written by the code before that field.
+    (out / "study.json").write_text(json.dumps(key))
+    more = {**RECIPES, "flips+hed-light": {"augment": ("flips", "hed-light")}}
+    for bad in ({"baseline": {}}, {**RECIPES, "flips": {"augment": ("flips", "color")}}):
+        with pytest.raises(PathMNISTError, match="adding recipes is allowed"):
+            ablation.run_study(data, bad, [0, 1], BASE, out, resume=True, quiet=True)
+    before, old = (out / "results.csv").read_text(), ablation.read_rows(out / "results.csv")
+    grown = ablation.run_study(data, more, [0, 1], BASE, out, resume=True, quiet=True)
+    assert (out / "results.csv").read_text().startswith(before)
+    assert grown[: len(old)] == old
+    assert {(r["recipe"], r["seed"], r["shift"]) for r in grown[len(old) :]} == {
+        ("flips+hed-light", s, shift) for s in (0, 1) for shift in ("stain", "scanner")
+    }
+    assert list(json.loads((out / "study.json").read_text())["recipes"]) == list(more)
+
+
+def test_every_recipe_is_a_valid_change_of_the_baseline():
+    """Each named recipe replaces TrainConfig fields with allowed values; the lesson's
+    default and the sweep name recipes of the table."""
+    import dataclasses
+
+    from pathmnist.studies import recipes
+
+    for name, changes in recipes.RECIPES.items():
+        config = dataclasses.replace(TrainConfig(), **changes).validate()
+        assert all(getattr(config, k) == v for k, v in changes.items()), name
+    assert set(recipes.LESSON4) | set(recipes.SWEEP) <= set(recipes.RECIPES)
+    assert "pretrained" not in recipes.LESSON4  # The default needs no download.
+
+
 def test_summary_is_the_mean_and_t_interval_over_seeds(study):
     """Each summary entry's val, test and gap are numpy means with stats.mean_interval's
     interval; the baseline closes 0% of its own gap."""

@@ -245,8 +245,8 @@ def test_freeze_epochs_without_weights_is_refused():
         TrainConfig(freeze_epochs=2).validate()
 
 
-def _run_example(args, capsys):
-    spec = importlib.util.spec_from_file_location("example_01", EXAMPLES / "01_baseline.py")
+def _run_example(args, capsys, script="01_baseline.py"):
+    spec = importlib.util.spec_from_file_location("example", EXAMPLES / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     capsys.readouterr()
@@ -265,6 +265,18 @@ def test_example_refuses_a_bad_weights_file_and_writes_nothing(tmp_path, capsys)
     code, out = _run_example([*args, "--out", tmp_path / "run", "--quiet"], capsys)
     assert code == 2
     assert out.err.startswith("error: ") and out.err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_lesson4_pretrained_recipe_offline_is_refused_before_any_run(hub, tmp_path, capsys):
+    """The `pretrained` recipe without torchvision's file: one sentence naming where the
+    file goes, before any recipe trains or the study folder exists."""
+    data = write_medmnist_npz(tmp_path / "t.npz", sizes=(20, 9, 9), size=32)
+    args = ["--data-file", data, "--recipes", "baseline,pretrained", "--seeds", "1"]
+    code, out = _run_example([*args, "--out", tmp_path / "run"], capsys, "04_stain_shift.py")
+    assert code == 2
+    assert out.err.startswith("error: ") and out.err.count("\n") == 1
+    assert str(hub / "resnet18-f37072fd.pth") in out.err
     assert not (tmp_path / "run").exists()
 
 
