@@ -113,9 +113,7 @@ def main(argv=None):
     recipes = {}
     for name in args.recipes.split(","):
         if name not in RECIPES:
-            raise PathMNISTError(
-                f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}."
-            )
+            raise PathMNISTError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}.")
         recipes[name] = RECIPES[name]
     args.shifts = check_shifts(args)
     sizes = QUICK if args.quick else FULL

@@ -64,7 +64,21 @@ def test_chapters_quote_runs_through_the_files():
 DIFF = re.compile(r"difference ([+-]\d\.\d+) \[([+-]\d\.\d+), ([+-]\d\.\d+)\]")
 
 
+SHARE = re.compile(r"(-?\d+)% \[(-?\d+)%, (-?\d+)%\]")
+
+
 def _check_sentence(text):
+    """The verdict (the first sentence) follows its interval; so does the gap sentence."""
+    first, *rest = re.split(r"(?<=\.) (?=[A-Z])", text)
+    for sentence in rest:
+        share = SHARE.findall(sentence)
+        if "gap" in sentence and share:
+            d, lo, hi = map(int, share[0])
+            if "not established" in sentence:
+                assert lo <= 0 <= hi, sentence
+            else:  # "closes" or "widens" by a share whose interval is above 0.
+                assert lo > 0 and ("closes" in sentence or "widens" in sentence), sentence
+    text = first
     found = DIFF.findall(text)
     assert found, text
     (d, lo, hi) = map(float, found[0])
