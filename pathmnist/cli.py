@@ -18,7 +18,7 @@ from pathmnist import config as C
 from pathmnist.data import dataset as data
 from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
-from pathmnist.training import rundir
+from pathmnist.training import ddp, rundir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -197,12 +197,22 @@ def data_description(args) -> str:
 
 
 def run(main) -> None:
-    """Call `main()`; a user error prints `error: <sentence>` and exits with status 2."""
+    """Call `main()`; a user error prints `error: <sentence>` and exits with status 2.
+
+    Under torchrun every rank meets the same error and only rank 0 prints it; a peer that
+    died (or hung past ddp.TIMEOUT) ends this rank with one line and status 1."""
     try:
         main()
     except PathMNISTError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if ddp.is_main():
+            print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command with --resume to continue.", file=sys.stderr)
         sys.exit(130)
+    except Exception as e:
+        if not ddp.is_peer_failure(e):
+            raise
+        ddp.stop()  # Not sys.exit: leaving a broken group could block.
+    finally:
+        ddp.teardown()
