@@ -48,3 +48,34 @@ def write_medmnist_npz(path, sizes=(30, 10, 10), size=8, num_classes=9, seed=0, 
 def tiny_npz(tmp_path):
     """A 30/10/10-image, 8x8, 9-class random npz in the MedMNIST format."""
     return write_medmnist_npz(tmp_path / "tiny.npz")
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago, for a process group's rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank, world, port, fn, args):
+    import torch.distributed as dist
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world)
+    )
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    try:
+        fn(rank, world, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(fn, world, *args):
+    """Run `fn(rank, world, *args)` in `world` fresh processes joined by a gloo group (the
+    environment torchrun would give them); `fn` must be a module-level function."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank_main, (world, free_port(), fn, args), nprocs=world)
