@@ -8,6 +8,10 @@ search.json and results.csv (rerun with --resume to skip finished runs), a resul
 report.md, a chart of the trials and best_config.json, which lesson 3 reads.
 
     python examples/02_tuning.py --dataset synthetic       # offline, about 5 min on 2 CPU cores
+    torchrun --nproc-per-node 2 examples/02_tuning.py --dataset synthetic   # trials shared out
+
+Under torchrun each trial runs in one process, trial i on rank i % N; rank 0 writes the
+search folder's files and the table, which equals one process's (chapter 14).
 """
 
 # %% Imports
@@ -19,6 +23,7 @@ from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
 from pathmnist.report import comparison_plots, run_report, tables
 from pathmnist.studies import folder, grid, halving
+from pathmnist.training import ddp
 
 
 # %% The search
@@ -34,12 +39,15 @@ def main(argv=None):
     epochs = 3 if args.epochs is None else args.epochs  # the seed's 3; halving's first round
     args.epochs = None  # --epochs sets the trial length here, not the final training's
     base = cli.config_from_args(args)
-    splits = cli.load_data(args, splits=("train", "val"))
+    ddp.setup(base.device)  # Under torchrun: join the other processes (else nothing).
+    with ddp.main_first():  # Rank 0 downloads or builds the data once.
+        splits = cli.load_data(args, splits=("train", "val"))
     train, val = splits["train"], splits["val"]
-    print(
-        f"tuning on {len(train):,} training images ({args.subset:.0%}), {len(val):,} val, "
-        f"{args.repeats} seed(s) per trial, strategy {args.strategy}; writing to {out}"
-    )
+    if ddp.is_main():
+        print(
+            f"tuning on {len(train):,} training images ({args.subset:.0%}), {len(val):,} val, "
+            f"{args.repeats} seed(s) per trial, strategy {args.strategy}; writing to {out}"
+        )
     common = dict(
         base=base,
         repeats=args.repeats,
@@ -61,6 +69,8 @@ def main(argv=None):
             max_epochs=args.max_epochs,
             **common,
         )
+    if not ddp.is_main():  # Rank 0 merged the rows; it writes the rest.
+        return
     if not summary:
         raise PathMNISTError("the search finished no trial; check --epochs and --repeats.")
 

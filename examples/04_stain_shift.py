@@ -12,6 +12,8 @@ a figure, and report.md; rerun with --resume after an interruption.
     python examples/04_stain_shift.py --dataset pathmnist --shifts real   # the real data
 
 On the real PathMNIST there is one shift, the one its test centre brings ("real").
+Under `torchrun --nproc-per-node N` each (recipe, seed, shift) runs in one process, run i
+on rank i % N; rank 0 writes results.csv (equal to one process's) and the report.
 """
 
 # %% Imports
@@ -23,6 +25,7 @@ from pathmnist.data import synthetic
 from pathmnist.errors import PathMNISTError
 from pathmnist.report import comparison_plots, run_report, tables
 from pathmnist.studies import ablation
+from pathmnist.training import ddp
 
 SHIFTS = {  # name -> the synthetic generator's test-split settings
     "stain": {"shift": synthetic.DEFAULT_SHIFT, "scanner": 0.0},
@@ -81,11 +84,14 @@ def main(argv=None):
     base = cli.config_from_args(args)
     first = base.seed
     seeds = list(range(first, first + args.seeds))
-    shifted = load(args, sizes["sizes"], 28 if args.quick else args.size)
-    print(
-        f"{len(recipes)} recipes x {len(seeds)} seeds x {len(shifted)} shifts, "
-        f"{base.epochs} epochs each; writing to {out}"
-    )
+    ddp.setup(base.device)  # Under torchrun: join the other processes (else nothing).
+    with ddp.main_first():  # Rank 0 builds the synthetic sets once.
+        shifted = load(args, sizes["sizes"], 28 if args.quick else args.size)
+    if ddp.is_main():
+        print(
+            f"{len(recipes)} recipes x {len(seeds)} seeds x {len(shifted)} shifts, "
+            f"{base.epochs} epochs each; writing to {out}"
+        )
     key = {
         "sizes": sizes,
         "size": 28 if args.quick else args.size,
@@ -103,6 +109,9 @@ def main(argv=None):
         quiet=args.quiet,
         key=key,
     )
+
+    if not ddp.is_main():  # Rank 0 merged the rows; it writes the rest.
+        return
 
     # %% The table, the figure and the report
     summary = ablation.summarize(rows)

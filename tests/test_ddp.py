@@ -16,7 +16,9 @@
   bit where the uninterrupted 2-process run ends; a global batch that does not split, a
   resume on another number of processes and a second job into a live run folder are each
   refused with one sentence.
-- Parallel trials: a 2-process grid search writes the same results.csv as one process.
+- Parallel trials: a 2-process grid search (3 trials: rank 0 trains 2, rank 1 one) writes
+  the same results.csv, in the same order, and ranks the same, as one process (each trial
+  runs in one process, so the numbers are equal exactly).
 
 Tiny data (8x8 images, the small stem) keeps each process start the main cost.
 """
@@ -38,12 +40,14 @@ from hypothesis import strategies as st
 from torch.utils.data import DistributedSampler
 
 from pathmnist.augment.transforms import build_transforms, channel_stats
+from pathmnist.config import TrainConfig
 from pathmnist.data import dataset as data
 from pathmnist.data.loader import BatchLoader
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import SLOW_WRITE_ENV
 from pathmnist.model import syncbn
 from pathmnist.model.registry import build
+from pathmnist.studies import folder, grid
 from pathmnist.training import ddp, loop
 
 
@@ -275,3 +279,29 @@ def test_a_global_batch_that_does_not_split_is_refused(runs, tmp_path):
         "(it is the global batch, shared by all processes)."
     ]
     assert not (tmp_path / "odd").exists() or not any((tmp_path / "odd").iterdir())
+
+
+# Parallel trials: 3 trials of 1 epoch (rank 0 takes trials 0 and 2, rank 1 trial 1).
+SPACE = {"lr": [1e-3, 3e-3, 1e-2]}
+BASE = TrainConfig(stem="small", batch_size=16, epochs=1, device="cpu", precision="fp32")
+
+
+def _grid_worker(rank, world, npz, out):
+    splits = [data.load_split(s, data_file=npz) for s in ("train", "val")]
+    grid.grid_search(SPACE, *splits, out, epochs=1, base=BASE, quiet=True)
+
+
+def test_parallel_trials_write_the_results_of_one_process(tmp_path):
+    npz = write_medmnist_npz(tmp_path / "d.npz", sizes=(40, 12, 9), size=8)
+    run_ranks(_grid_worker, 2, npz, tmp_path / "two")
+    splits = [data.load_split(s, data_file=npz) for s in ("train", "val")]
+    table = grid.grid_search(SPACE, *splits, tmp_path / "one", epochs=1, base=BASE, quiet=True)
+    one = folder.read_results(tmp_path / "one" / "results.csv")
+    two = folder.read_results(tmp_path / "two" / "results.csv")
+    assert [r["params"] for r in two] == [{"lr": lr} for lr in SPACE["lr"]]  # Trial order.
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in two] == [
+        {k: v for k, v in r.items() if k not in drop} for r in one
+    ]
+    summary = [{k: v for k, v in s.items() if k != "seconds"} for s in grid.summarize(two)]
+    assert summary == [{k: v for k, v in s.items() if k != "seconds"} for s in table]

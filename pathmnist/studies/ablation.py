@@ -8,10 +8,14 @@ redoing finished runs (an unfinished run continues from its last.pt). `summarize
 per shift and recipe, the mean val and test accuracy and the mean gap with 95% t intervals
 over seeds, and the share of the baseline's gap that the recipe closes.
 
+Under torchrun the runs are shared out over the processes (`training.ddp.map_jobs`),
+rank 0 writing the rows in the same order as one process.
+
 Tested in tests/test_ablation.py (resume skips finished rows, the summary against numpy
 and stats.mean_interval, a changed study refused).
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -23,7 +27,7 @@ from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import metrics, stats
 from pathmnist.files import write_json, write_text
-from pathmnist.training import rundir
+from pathmnist.training import ddp, rundir
 from pathmnist.training.fit import fit
 
 # The recipes, each adding to the one before, in the order the chapter tells them.
@@ -116,25 +120,40 @@ def run_study(
         "base": base.to_dict(),
         "key": key,
     }
-    with rundir.lock(out_dir) as out:
-        rundir.check_start(out, resume, overwrite, resume_file="study.json")
-        study = json.loads(json.dumps(study))  # Tuples become lists, as in the file.
-        if resume and json.loads((out / "study.json").read_text()) != study:
-            raise PathMNISTError(
-                f"cannot resume the study in {out}: its recipes, seeds, data or settings "
-                "differ from this command's; rerun with the same flags, or pass --overwrite."
-            )
-        rundir.start(out, resume, overwrite, resume_file="study.json")
-        write_json(out / "study.json", study)
-        rows = read_rows(out / "results.csv")
+    with contextlib.ExitStack() as held:
+
+        def start(study=study):  # Rank 0 only, under torchrun; the others get its rows.
+            out = held.enter_context(rundir.lock(out_dir))
+            rundir.check_start(out, resume, overwrite, resume_file="study.json")
+            study = json.loads(json.dumps(study))  # Tuples become lists, as in the file.
+            if resume and json.loads((out / "study.json").read_text()) != study:
+                raise PathMNISTError(
+                    f"cannot resume the study in {out}: its recipes, seeds, data or settings "
+                    "differ from this command's; rerun with the same flags, or pass --overwrite."
+                )
+            rundir.start(out, resume, overwrite, resume_file="study.json")
+            write_json(out / "study.json", study)
+            return out, read_rows(out / "results.csv")
+
+        out, rows = ddp.from_main(start)
         done = {(r["recipe"], r["seed"], r["shift"]) for r in rows}
-        for shift, splits in data.items():
-            for name, changes in recipes.items():
-                for seed in seeds:
-                    if (name, seed, shift) in done:
-                        continue
-                    rows.append(_one(splits, name, changes, seed, shift, base, out, quiet))
-                    _write_rows(out / "results.csv", rows)
+        todo = [
+            (shift, name, seed)
+            for shift in data
+            for name in recipes
+            for seed in seeds
+            if (name, seed, shift) not in done
+        ]
+
+        def work(job):  # Under torchrun, job i runs on rank i % N, in one process.
+            shift, name, seed = job
+            return _one(data[shift], name, recipes[name], seed, shift, base, out, quiet)
+
+        def record(row):  # Rank 0, in job order.
+            rows.append(row)
+            _write_rows(out / "results.csv", rows)
+
+        ddp.map_jobs(work, todo, record)
         return rows
 
 
