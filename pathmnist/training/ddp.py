@@ -239,6 +239,9 @@ class _Logits(torch.nn.Module):
 def wrap(model, forward, device):
     """`DistributedDataParallel` around `forward(model, x) -> logits` (rank 0's weights are
     broadcast to all at construction)."""
+    # A 1x1 convolution's weight gradient can come back with other (equivalent) strides than
+    # the weight's; DDP then copies it into its bucket and warns each rank once: harmless.
+    warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides")
     ids = None  # The CPU: no device ids.
     if device.type == "cuda":
         ids = [device.index if device.index is not None else torch.cuda.current_device()]
