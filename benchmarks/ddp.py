@@ -121,6 +121,14 @@ def table(results: Path) -> str:
             "",
             "- Wall seconds include starting the processes and reading the data; s/epoch is "
             "history.csv's `seconds` column.",
+            "- What it shows: on 2 cores that other jobs share (a load average above 2 means "
+            "more runnable processes than cores), two processes of one thread are not "
+            "meaningfully faster than one process: they use the same two cores and add an "
+            "all-reduce of the gradients at every step. The three runs ran one after another "
+            "under a changing load, so their times compare loosely; no speedup is claimed.",
+            "- The losses of `two` and of `one_2threads` are about as far from `one`'s: float32 "
+            "sums added in another order, amplified by training (Adam, max-pooling), not a "
+            "different computation (chapter 14; tests/test_ddp.py checks the steps).",
         ]
     )
 
