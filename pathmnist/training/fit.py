@@ -121,10 +121,10 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, p
     # --compile: the feature extractor compiled once, passed to the loop (the weights stay
     # the same tensors, so checkpoints and the returned model need no unwrapping).
     features = torch.compile(model.features) if config.compile else None
-    replica = None
+    dp = {}  # Passed only when parallel, so a learner's train_one_epoch need not take it.
     if parallel:  # The forward through DDP, so that backward averages the gradients.
         step = functools.partial(loop.forward, precision=precision, features=features)
-        replica = ddp.wrap(model, step, device)
+        dp["replica"] = ddp.wrap(model, step, device)
     main = ddp.is_main()
     if main:
         write_json(out_dir / "config.json", info)
@@ -169,7 +169,7 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, p
             disable=True if quiet else None,
         ) as bar:
             train_loss, train_acc = loop.train_one_epoch(
-                model, train_loader, optimizer, precision, bar, loss_fn, mix, features, replica
+                model, train_loader, optimizer, precision, bar, loss_fn, mix, features, **dp
             )
         if not math.isfinite(train_loss):
             raise _diverged("training", train_loss, epoch, lr, rows)
