@@ -18,7 +18,9 @@
   refused with one sentence.
 - Parallel trials: a 2-process grid search (3 trials: rank 0 trains 2, rank 1 one) writes
   the same results.csv, in the same order, and ranks the same, as one process (each trial
-  runs in one process, so the numbers are equal exactly).
+  runs in one process, so the numbers are equal exactly); a 2-process ablation (2 shifts
+  sharing train and val, 2 recipes x 2 seeds: 4 trainings, 8 rows) writes one process's
+  results.csv.
 
 Tiny data (8x8 images, the small stem) keeps each process start the main cost.
 """
@@ -47,7 +49,7 @@ from pathmnist.errors import PathMNISTError
 from pathmnist.files import SLOW_WRITE_ENV
 from pathmnist.model import syncbn
 from pathmnist.model.registry import build
-from pathmnist.studies import folder, grid
+from pathmnist.studies import ablation, folder, grid
 from pathmnist.training import ddp, loop
 
 
@@ -306,3 +308,29 @@ def test_parallel_trials_write_the_results_of_one_process(tmp_path):
     ]
     summary = [{k: v for k, v in s.items() if k != "seconds"} for s in grid.summarize(two)]
     assert summary == [{k: v for k, v in s.items() if k != "seconds"} for s in table]
+
+
+RECIPES = {"baseline": {}, "flips": {"augment": ("flips",)}}
+
+
+def _ablation_data(npz):
+    shifts = {"stain": {s: data.load_split(s, data_file=npz) for s in ("train", "val", "test")}}
+    shifts["scanner"] = {**shifts["stain"], "test": shifts["stain"]["val"]}  # Same training.
+    return shifts
+
+
+def _ablation_worker(rank, world, npz, out):
+    ablation.run_study(_ablation_data(npz), RECIPES, [0, 1], BASE, out, quiet=True)
+
+
+def test_parallel_ablation_writes_the_rows_of_one_process(tmp_path):
+    npz = write_medmnist_npz(tmp_path / "d.npz", sizes=(40, 12, 9), size=8)
+    run_ranks(_ablation_worker, 2, npz, tmp_path / "two")
+    ablation.run_study(_ablation_data(npz), RECIPES, [0, 1], BASE, tmp_path / "one", quiet=True)
+    one, two = (ablation.read_rows(tmp_path / n / "results.csv") for n in ("one", "two"))
+    assert len(two) == 8  # 2 recipes x 2 seeds, each tested on both shifts.
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert drop(two) == drop(one)
+    assert (tmp_path / "two" / "study.json").read_bytes() == (
+        tmp_path / "one" / "study.json"
+    ).read_bytes()

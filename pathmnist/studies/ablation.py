@@ -111,10 +111,7 @@ def run_study(
     what identifies the study beside the recipes and seeds (data files, sizes, epochs):
     a resume with another key is refused."""
     study = {
-        "recipes": {
-            k: {f: list(v) if isinstance(v, tuple) else v for f, v in r.items()}
-            for k, r in recipes.items()
-        },
+        "recipes": recipes,
         "seeds": list(seeds),
         "shifts": list(data),
         "base": base.to_dict(),
