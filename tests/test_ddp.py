@@ -20,7 +20,8 @@
   the same results.csv, in the same order, and ranks the same, as one process (each trial
   runs in one process, so the numbers are equal exactly); a 2-process ablation (2 shifts
   sharing train and val, 2 recipes x 2 seeds: 4 trainings, 8 rows) writes one process's
-  results.csv.
+  results.csv. Successive halving and Optuna, which run their own schedule, are refused
+  under torchrun before anything is written.
 
 Tiny data (8x8 images, the small stem) keeps each process start the main cost.
 """
@@ -334,3 +335,32 @@ def test_parallel_ablation_writes_the_rows_of_one_process(tmp_path):
     assert (tmp_path / "two" / "study.json").read_bytes() == (
         tmp_path / "one" / "study.json"
     ).read_bytes()
+
+
+def test_optuna_under_torchrun_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """Optuna starts its own workers on a shared storage: under torchrun it is refused in one
+    sentence, before the data or the run folder."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "02_tuning.py"
+    spec = importlib.util.spec_from_file_location("example_02", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(PathMNISTError, match="run it without torchrun"):
+        module.main(
+            ["--dataset", "synthetic", "--strategy", "optuna", "--out", str(tmp_path / "o")]
+        )
+    assert not (tmp_path / "o").exists()
+
+
+def test_halving_under_torchrun_is_refused(tmp_path, monkeypatch):
+    """Successive halving decides each round from the last: one process only."""
+    from pathmnist.studies import halving
+
+    monkeypatch.setattr(ddp, "world_size", lambda: 2)
+    npz = write_medmnist_npz(tmp_path / "d.npz", sizes=(18, 9, 9), size=8)
+    splits = [data.load_split(s, data_file=npz) for s in ("train", "val")]
+    with pytest.raises(PathMNISTError, match="without torchrun"):
+        halving.halving_search(SPACE, *splits, tmp_path / "h", base=BASE, quiet=True)
+    assert not (tmp_path / "h").exists()
