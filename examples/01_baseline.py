@@ -8,6 +8,10 @@ figures/). The test split stays untouched until lesson 3.
 
     python examples/01_baseline.py --dataset synthetic     # offline, about 7 min on 2 CPU cores
     python examples/01_baseline.py                         # the real PathMNIST (downloads it)
+    torchrun --nproc-per-node 2 examples/01_baseline.py --dataset synthetic   # 2 processes
+
+Under torchrun the processes train one model with DistributedDataParallel (chapter 14);
+only rank 0 writes the run folder and prints.
 """
 
 # %% Imports
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from pathmnist import cli
 from pathmnist.report import run_report, tables
-from pathmnist.training import rundir
+from pathmnist.training import ddp
 from pathmnist.training.fit import fit
 
 
@@ -24,18 +28,30 @@ def main(argv=None):
     args = cli.parser(__doc__.splitlines()[0]).parse_args(argv)
     out = cli.check_run_flags(args, args.out or Path("runs/01_baseline"), kind="01_baseline")
     config = cli.config_from_args(args)
-    splits = cli.load_data(args, splits=("train", "val"))
+    ddp.setup(config.device)  # Under torchrun: join the other processes (else nothing).
+    with ddp.main_first():  # Rank 0 downloads or builds the data once.
+        splits = cli.load_data(args, splits=("train", "val"))
     train, val = splits["train"], splits["val"]
     cli.check_training(config, train, val)  # Before the run folder exists.
-    print(
-        f"train {len(train):,} images, val {len(val):,}, {train.num_classes} classes, "
-        f"{train.image_size}x{train.image_size}; writing to {out}"
-    )
-
-    with rundir.hold(out, "01_baseline", args.resume, args.overwrite):  # To the last byte.
-        history = fit(
-            config, train, val, out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
+    if ddp.is_main():
+        print(
+            f"train {len(train):,} images, val {len(val):,}, {train.num_classes} classes, "
+            f"{train.image_size}x{train.image_size}; writing to {out}"
         )
+
+    with ddp.hold(out, "01_baseline", args.resume, args.overwrite):  # To the last byte.
+        history = fit(
+            config,
+            train,
+            val,
+            out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            quiet=args.quiet,
+            distributed=True,
+        )
+        if not ddp.is_main():  # Rank 0 writes the run folder; the others are done.
+            return
         evaluations = {"val": history.predictor.evaluate(val)}
 
         # %% The run directory: metrics, figures, report

@@ -8,6 +8,10 @@ search.json and results.csv (rerun with --resume to skip finished runs), a resul
 report.md, a chart of the trials and best_config.json, which lesson 3 reads.
 
     python examples/02_tuning.py --dataset synthetic       # offline, about 5 min on 2 CPU cores
+    torchrun --nproc-per-node 2 examples/02_tuning.py --dataset synthetic   # trials shared out
+
+Under torchrun each trial runs in one process, trial i on rank i % N; rank 0 writes the
+search folder's files and the table, which equals one process's (chapter 14).
 """
 
 # %% Imports
@@ -20,7 +24,7 @@ from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
 from pathmnist.report import comparison_plots, optuna_report, run_report, tables
 from pathmnist.studies import folder, grid, halving, optuna_search
-from pathmnist.training import rundir
+from pathmnist.training import ddp
 
 
 # %% The search
@@ -46,13 +50,21 @@ def main(argv=None):
     args.epochs = None  # --epochs sets the trial length here, not the final training's
     base = cli.config_from_args(args)
     check_seeds(base.seed, args.repeats)  # seed .. seed + repeats - 1, before any data.
-    splits = cli.load_data(args, splits=("train", "val"))
+    if args.strategy == "optuna" and ddp.launched():
+        raise PathMNISTError(
+            "--strategy optuna starts its own worker processes (--workers K, or more machines "
+            "on one --storage); run it without torchrun."
+        )
+    ddp.setup(base.device)  # Under torchrun: join the other processes (else nothing).
+    with ddp.main_first():  # Rank 0 downloads or builds the data once.
+        splits = cli.load_data(args, splits=("train", "val"))
     train, val = splits["train"], splits["val"]
     cli.check_training(base, train, val)
-    print(
-        f"tuning on {len(train):,} training images ({args.subset:.0%}), {len(val):,} val, "
-        f"{args.repeats} seed(s) per trial, strategy {args.strategy}; writing to {out}"
-    )
+    if ddp.is_main():
+        print(
+            f"tuning on {len(train):,} training images ({args.subset:.0%}), {len(val):,} val, "
+            f"{args.repeats} seed(s) per trial, strategy {args.strategy}; writing to {out}"
+        )
     common = dict(
         base=base,
         repeats=args.repeats,
@@ -60,7 +72,7 @@ def main(argv=None):
         overwrite=args.overwrite,
         quiet=args.quiet,
     )
-    with rundir.hold(out, "02_tuning", args.resume, args.overwrite):  # To the last byte.
+    with ddp.hold(out, "02_tuning", args.resume, args.overwrite):  # To the last byte.
         if args.strategy == "optuna":  # Trials run from --epochs to --max-epochs, pruned by eta.
             rows, study = optuna_search.optuna_search(
                 train, val, out, args.trials, base, args.space, epochs, args.max_epochs, args.eta,
@@ -89,6 +101,8 @@ def main(argv=None):
                 max_epochs=args.max_epochs,
                 **common,
             )
+        if not ddp.is_main():  # Rank 0 merged the rows; it writes the rest.
+            return
         if not summary:
             raise PathMNISTError("the search finished no trial; check --epochs and --repeats.")
 

@@ -10,6 +10,10 @@ the per-class report, the confusion matrix, ROC curves, and the gap between vali
 test.
 
     python examples/03_final_evaluation.py --dataset synthetic   # about 7 min on 2 CPU cores
+    torchrun --nproc-per-node 2 examples/03_final_evaluation.py --dataset synthetic
+
+Under torchrun the processes train one model with DistributedDataParallel (chapter 14);
+rank 0 alone then decides, evaluates, writes and prints.
 """
 
 # %% Imports
@@ -19,7 +23,7 @@ from pathmnist import cli
 from pathmnist.config import TrainConfig
 from pathmnist.evaluation import decision, stats
 from pathmnist.report import plots, run_report, tables
-from pathmnist.training import inference, loop, rundir
+from pathmnist.training import ddp, inference, loop
 from pathmnist.training.fit import fit
 from pathmnist.training.history import History
 
@@ -69,16 +73,19 @@ def main(argv=None):
     out = cli.check_run_flags(args, args.out or Path("runs/03_final_evaluation"), kind=KIND)
     config = cli.config_from_args(args, base=TrainConfig.from_json(args.config))
     baseline = None if str(args.baseline) == "none" else inference.load_checkpoint(args.baseline)
-    splits = cli.load_data(args)
+    ddp.setup(config.device)  # Under torchrun: join the other processes (else nothing).
+    with ddp.main_first():  # Rank 0 downloads or builds the data once.
+        splits = cli.load_data(args)
     if baseline is not None:  # Before anything is trained or written: the same data?
         inference.check_trained_on(args.baseline, splits, "the --baseline")
         base_history = args.baseline.parent / "history.csv"
         base_history = History.from_csv(base_history) if base_history.exists() else None
-    print(
-        f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
-        f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}"
-    )
-    with rundir.hold(out, KIND, args.resume, args.overwrite):  # To the last byte.
+    if ddp.is_main():
+        print(
+            f"final training with {config.optimizer} lr {config.lr} batch {config.batch_size} "
+            f"for {config.epochs} epochs on {len(splits['train']):,} images; writing to {out}"
+        )
+    with ddp.hold(out, KIND, args.resume, args.overwrite):  # To the last byte.
         history = fit(
             config,
             splits["train"],
@@ -87,7 +94,10 @@ def main(argv=None):
             resume=args.resume,
             overwrite=args.overwrite,
             quiet=args.quiet,
+            distributed=True,
         )
+        if not ddp.is_main():  # Rank 0 evaluates and writes; the others are done.
+            return
 
         # %% The decision, on validation only
         # Each model predicts as its own run was set up (its device, precision and TTA).

@@ -16,6 +16,9 @@ On the real PathMNIST (or a --data-file) there is one shift, the one its test ce
 ("real"); the synthetic sets have two, "stain" and "scanner". Every recipe trains the same
 budget through the whole StepLR schedule: early stopping is off unless --patience is given
 (the seed's patience 3 can stop a run right after the decay it needed; chapter 12).
+Under `torchrun --nproc-per-node N` each training (a recipe and seed, tested on every
+shift) runs in one process, training i on rank i % N; rank 0 writes results.csv (equal to
+one process's) and the report.
 """
 
 # %% Imports
@@ -31,7 +34,7 @@ from pathmnist.model import pretrained
 from pathmnist.report import comparison_plots, run_report, tables
 from pathmnist.studies import ablation
 from pathmnist.studies.recipes import LESSON4, RECIPES
-from pathmnist.training import rundir
+from pathmnist.training import ddp
 
 KIND = "04_stain_shift"  # The run folder's kind (rundir): another run's is refused.
 SHIFTS = {  # name -> the synthetic generator's test-split settings
@@ -123,21 +126,24 @@ def main(argv=None):
     # epochs through both decays (best weights, by validation loss, are still kept).
     patience = base.epochs if args.patience is None else args.patience
     base = dataclasses.replace(base, patience=patience).validate()
-    if any(r.get("weights") == "imagenet" for r in recipes.values()):
-        # Fetched (or found in torch.hub's cache) before any run starts: offline, one
-        # sentence says where the file goes, and no recipe has trained in vain.
-        pretrained.imagenet_state_dict(base.arch)
     first = base.seed
     if first + args.seeds - 1 > MAX_SEED:
         raise PathMNISTError(
             f"--seed {first} with --seeds {args.seeds} goes past seed {MAX_SEED}; lower one."
         )
     seeds = list(range(first, first + args.seeds))
-    shifted = load(args, sizes["sizes"], 28 if args.quick else args.size)
-    print(
-        f"{len(recipes)} recipes x {len(seeds)} seeds x {len(shifted)} shifts, "
-        f"{base.epochs} epochs each; writing to {out}"
-    )
+    ddp.setup(base.device)  # Under torchrun: join the other processes (else nothing).
+    with ddp.main_first():  # Rank 0 builds the synthetic sets (and fetches weights) once.
+        if any(r.get("weights") == "imagenet" for r in recipes.values()):
+            # Before any run starts: offline, one sentence says where the file goes, and no
+            # recipe has trained in vain.
+            pretrained.imagenet_state_dict(base.arch)
+        shifted = load(args, sizes["sizes"], 28 if args.quick else args.size)
+    if ddp.is_main():
+        print(
+            f"{len(recipes)} recipes x {len(seeds)} seeds x {len(shifted)} shifts, "
+            f"{base.epochs} epochs each; writing to {out}"
+        )
     key = {
         "sizes": sizes,
         "size": 28 if args.quick else args.size,
@@ -146,7 +152,7 @@ def main(argv=None):
         "dataset": args.dataset,
         "subset": args.subset,
     }
-    with rundir.hold(out, KIND, args.resume, args.overwrite):  # To the last byte.
+    with ddp.hold(out, KIND, args.resume, args.overwrite):  # To the last byte.
         rows = ablation.run_study(
             shifted,
             recipes,
@@ -158,6 +164,9 @@ def main(argv=None):
             quiet=args.quiet,
             key=key,
         )
+
+        if not ddp.is_main():  # Rank 0 merged the rows; it writes the rest.
+            return
 
         # %% The table, the figure and the report
         summary = ablation.summarize(rows)

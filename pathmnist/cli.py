@@ -45,7 +45,7 @@ from pathmnist.data import synthetic  # noqa: E402
 from pathmnist.device import resolve_device  # noqa: E402
 from pathmnist.errors import PathMNISTError  # noqa: E402
 from pathmnist.model.resnet import MIN_SIZE, TOTAL_STRIDE  # noqa: E402
-from pathmnist.training import rundir  # noqa: E402
+from pathmnist.training import ddp, rundir  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -265,14 +265,18 @@ def data_description(args) -> str:
 
 
 def run(main) -> None:
-    """Call `main()`; a user error prints `error: <sentence>` and exits with status 2."""
+    """Call `main()`; a user error prints `error: <sentence>` and exits with status 2.
+
+    Under torchrun every rank meets the same error and only rank 0 prints it; a peer that
+    died (or hung past ddp.TIMEOUT) ends this rank with one line and status 1."""
     if _GUARDED:  # The imports are done: Ctrl-C is a KeyboardInterrupt again.
         signal.signal(signal.SIGINT, signal.default_int_handler)
     rundir.STARTED.clear()
     try:
         main()
     except PathMNISTError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if ddp.is_main():
+            print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         if rundir.STARTED:
@@ -281,3 +285,9 @@ def run(main) -> None:
             how = "nothing was written yet; rerun the same command"
         print(f"\ninterrupted: {how}.", file=sys.stderr)
         sys.exit(130)
+    except Exception as e:
+        if not ddp.is_peer_failure(e):
+            raise
+        ddp.stop()  # Not sys.exit: leaving a broken group could block.
+    finally:
+        ddp.teardown()

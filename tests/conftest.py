@@ -57,8 +57,9 @@ def tiny_npz(tmp_path):
     return write_medmnist_npz(tmp_path / "tiny.npz")
 
 
-def _free_port() -> int:
-    """A local TCP port nothing listens on now (the OS picks it)."""
+def free_port() -> int:
+    """A local TCP port nothing listens on now (the OS picks it): a PostgreSQL server's,
+    a process group's rendezvous."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -80,7 +81,7 @@ def postgres_url():
             pytest.skip("running as root and there is no postgres user to run initdb as")
         as_user = ["runuser", "-u", "postgres", "--"]
     root = Path(tempfile.mkdtemp(prefix="pathmnist-pg-"))  # Not under pytest's 0700 folders.
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     if as_user:
         shutil.chown(root, "postgres")
 
@@ -109,3 +110,25 @@ def tiny(monkeypatch):
     from pathmnist.model import registry
 
     monkeypatch.setitem(registry.BUILDERS, "resnet18", TinyNet)
+
+
+def _rank_main(rank, world, port, fn, args):
+    import torch.distributed as dist
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world)
+    )
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    try:
+        fn(rank, world, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(fn, world, *args):
+    """Run `fn(rank, world, *args)` in `world` fresh processes joined by a gloo group (the
+    environment torchrun would give them); `fn` must be a module-level function."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank_main, (world, free_port(), fn, args), nprocs=world)

@@ -18,6 +18,7 @@ from pathmnist.evaluation.metrics import (
     confusion_matrix,
     macro_auc,
     ovr_auc,
+    recall_per_class,
     roc_auc,
 )
 
@@ -138,7 +139,8 @@ def test_macro_auc_equivariant_under_class_permutation(data, seed):
 @given(data=auc_inputs(ties=True))
 def test_accuracy_and_confusion_match_sklearn_and_medmnist(data):
     """accuracy equals sklearn's accuracy_score of the argmax and MedMNIST's getACC; the
-    confusion matrix equals sklearn's (rows true, columns predicted)."""
+    confusion matrix equals sklearn's (rows true, columns predicted), the recall per class
+    sklearn's recall_score (0 for a class with no image)."""
     labels, probs = data
     c = probs.shape[1]
     predicted = probs.argmax(axis=1)
@@ -148,6 +150,8 @@ def test_accuracy_and_confusion_match_sklearn_and_medmnist(data):
     expected = skm.confusion_matrix(labels, predicted, labels=range(c))
     np.testing.assert_array_equal(confusion_matrix(labels, probs, c), expected)
     np.testing.assert_array_equal(confusion_matrix(labels, predicted, c), expected)
+    recall = skm.recall_score(labels, predicted, labels=range(c), average=None, zero_division=0)
+    np.testing.assert_allclose(recall_per_class(labels, predicted, c), recall, rtol=1e-12)
 
 
 @settings(max_examples=60, deadline=None)

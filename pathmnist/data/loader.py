@@ -16,7 +16,8 @@ slices it into batches and hands each batch and the same generator to `transform
 set_epoch(e); iterating does not advance the epoch.
 
 Tested in tests/test_loader.py (every index once per epoch, order fixed by (seed, epoch),
-drop_last, the pinned-memory path forced on, bad arguments).
+drop_last, the pinned-memory path forced on, bad arguments); the `shard` hook of data-parallel
+training in tests/test_ddp.py.
 """
 
 import warnings
@@ -56,6 +57,7 @@ class BatchLoader:
         device="cpu",
         drop_last: bool = False,
         keep_on_device: bool | None = None,
+        shard=None,
     ):
         self.batch_size = checks.whole(batch_size, "batch_size", 1)
         self.shuffle = checks.flag(shuffle, "shuffle")
@@ -75,6 +77,10 @@ class BatchLoader:
         labels = torch.from_numpy(imageset.labels).to(torch.int64)  # (N,)
         self.labels = labels.to(self.device) if self.on_device else labels
         self._pinned = None  # Two pinned (images, labels, event) buffers for the host path.
+        # Data-parallel training (training.ddp.Shard): each batch is the global batch, made
+        # and augmented in full, of which this rank keeps its rows; `loss_scale` is then
+        # the weight of this rank's mean loss in the global batch's (1 for one process).
+        self.shard, self.loss_scale = shard, 1.0
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose permutation (and augmentation draws) the next pass uses."""
@@ -128,4 +134,8 @@ class BatchLoader:
                 y = self.labels.index_select(0, idx)  # (B,) int64
             else:
                 x, y = self._host_batch(idx)
-            yield (x if self.transform is None else self.transform(x, generator)), y
+            x = x if self.transform is None else self.transform(x, generator)
+            if self.shard is not None:
+                rows, self.loss_scale = self.shard(len(y), y.device)
+                x, y = x[rows], y[rows]
+            yield x, y

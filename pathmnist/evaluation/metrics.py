@@ -153,6 +153,13 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     )
 
 
+def recall_per_class(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """float64 (C,): true positives / images of each class (0 for a class with none), as
+    sklearn's recall_score(average=None, zero_division=0)."""
+    cm = confusion_matrix(y_true, y_pred, num_classes)
+    return cm.diagonal() / cm.sum(1).clip(min=1)
+
+
 def _ovr_auc(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """AUC of each column: positive bool (N, K), scores (N, K) -> (K,), NaN where a column
     has no positives or no negatives."""

@@ -5,4 +5,5 @@
 - `pretrained`: ImageNet or saved weights into a network, the head replaced (chapter 10).
 - `registry`: `build(arch, ...)`, the one builder of every network by name.
 - `losses`: cross-entropy with label smoothing, class weights, focal loss.
+- `syncbn`: BatchNorm over every process's batch, for data-parallel training (chapter 14).
 """

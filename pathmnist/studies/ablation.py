@@ -1,21 +1,24 @@
 """Lesson 4's ablation: what each remedy does to the shifted test accuracy, seed by seed.
 
-Each recipe is the source project's baseline plus named changes (augmentations, stain
-normalisation, test-time augmentation, a loss); each runs with several seeds. Shifted
-data sets that share their training and validation splits (the synthetic stain and
-scanner sets move only the test split) share one training per recipe and seed, tested on
-each shift's test split. One row per (recipe, seed, shift) goes to results.csv as soon as
-that training ends, with the run's best epoch, epochs run, whether it converged
-(`decision.converged`), its validation curve and which test images it got right; an
-interrupted study resumes without redoing finished rows, and a resume may add recipes. `summarize` gives, per shift and
-recipe, mean val and test accuracy and gap with 95% t intervals over seeds, and the paired
-comparison with the baseline on the same seeds (`decision.paired`); the share of the
-baseline's gap closed only where that gap is established.
+Each recipe (`studies.recipes`) is the source project's baseline plus named changes; each
+runs with several seeds. Shifted sets that share their training and validation splits
+(the synthetic stain and scanner sets move only the test split) share one training per
+recipe and seed, tested on each shift's test split. One row per (recipe, seed, shift) goes
+to results.csv as soon as that training ends, with the run's best epoch, epochs run,
+whether it converged (`decision.converged`), its validation curve and which test images it
+got right; an interrupted study resumes without redoing finished rows, and a resume may
+add recipes. Under torchrun the trainings are shared out over the processes
+(`training.ddp.map_jobs`), rank 0 writing the rows in one process's order. `summarize`
+gives, per shift and recipe, mean val and test accuracy and gap with 95% t intervals over
+seeds, and the paired comparison with the baseline on the same seeds (`decision.paired`);
+the share of the baseline's gap closed only where that gap is established.
 
 Tested in tests/test_ablation.py (rows, one training for shifts sharing train and val,
-resume, refusals, the summary against numpy, stats.mean_interval and decision.paired).
+resume, refusals, the summary against numpy, stats.mean_interval and decision.paired);
+the shared-out study in tests/test_ddp.py.
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -27,7 +30,7 @@ from pathmnist.config import TrainConfig
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import decision, metrics, stats
 from pathmnist.files import write_json, write_text
-from pathmnist.training import rundir
+from pathmnist.training import ddp, rundir
 from pathmnist.training.fit import fit
 
 COLUMNS = [
@@ -108,50 +111,62 @@ def run_study(
     what identifies the study beside the recipes and seeds (data files, sizes, epochs):
     a resume with another key is refused."""
     study = {
-        "recipes": {
-            k: {f: list(v) if isinstance(v, tuple) else v for f, v in r.items()}
-            for k, r in recipes.items()
-        },
+        "recipes": recipes,
         "seeds": list(seeds),
         "shifts": list(data),
         "base": base.to_dict(),
         "key": key,
     }
-    with rundir.lock(out_dir) as out:
-        rundir.check_start(out, resume, overwrite, resume_file="study.json")
-        study = json.loads(json.dumps(study))  # Tuples become lists, as in the file.
-        if resume and not _extends(json.loads((out / "study.json").read_text()), study):
-            raise PathMNISTError(
-                f"cannot resume the study in {out}: its seeds, data, settings or recipes "
-                "differ from this command's; rerun with the same flags (adding recipes is "
-                "allowed), or pass --overwrite."
-            )
-        rundir.start(out, resume, overwrite, resume_file="study.json")
-        write_json(out / "study.json", study)
-        rows = read_rows(out / "results.csv")
+    with contextlib.ExitStack() as held:
+
+        def start(study=study):  # Rank 0 only, under torchrun; the others get its rows.
+            out = held.enter_context(rundir.lock(out_dir))
+            rundir.check_start(out, resume, overwrite, resume_file="study.json")
+            study = json.loads(json.dumps(study))  # Tuples become lists, as in the file.
+            if resume and not _extends(json.loads((out / "study.json").read_text()), study):
+                raise PathMNISTError(
+                    f"cannot resume the study in {out}: its seeds, data, settings or recipes "
+                    "differ from this command's; rerun with the same flags (adding recipes is "
+                    "allowed), or pass --overwrite."
+                )
+            rundir.start(out, resume, overwrite, resume_file="study.json")
+            write_json(out / "study.json", study)
+            return out, read_rows(out / "results.csv")
+
+        out, rows = ddp.from_main(start)
         done = {(r["recipe"], r["seed"], r["shift"]) for r in rows}
+        todo = []  # One training per (group of shifts sharing train and val, recipe, seed).
         for group in _groups(data):
-            for name, changes in recipes.items():
+            for name in recipes:
                 for seed in seeds:
-                    todo = [s for s in group if (name, seed, s) not in done]
-                    if todo:
-                        rows += _one(data, todo, name, changes, seed, base, out, quiet)
-                        _write_rows(out / "results.csv", rows)
+                    shifts = [s for s in group if (name, seed, s) not in done]
+                    if shifts:
+                        todo.append((shifts, name, seed))
+
+        def work(job):  # Under torchrun, job i runs on rank i % N, in one process.
+            shifts, name, seed = job
+            return _one(data, shifts, name, recipes[name], seed, base, out, quiet)
+
+        def record(new_rows):  # Rank 0, in job order.
+            rows.extend(new_rows)
+            _write_rows(out / "results.csv", rows)
+
+        ddp.map_jobs(work, todo, record)
         return rows
 
 
 def _extends(stored: dict, study: dict) -> bool:
     """True when `study` is `stored` with recipes added (each old one unchanged): a
-    finished study gains a recipe without retraining the others. TrainConfig fields added
-    since the study was written count with their defaults (what the older code did)."""
-    same = {k: v for k, v in stored.items() if k != "recipes"}
-    try:
-        same["base"] = TrainConfig.from_dict(stored.get("base", {})).to_dict()
+    finished study gains a recipe without retraining the others."""
+    try:  # TrainConfig fields added since the study was written count at their defaults.
+        base = TrainConfig.from_dict(stored.get("base", {})).to_dict()
     except (PathMNISTError, TypeError):
         return False
-    old = stored.get("recipes", {})
-    return same == {k: v for k, v in study.items() if k != "recipes"} and all(
-        study["recipes"].get(name) == r for name, r in old.items()
+    old, rest = stored.get("recipes", {}), lambda d: {**d, "recipes": None, "base": None}
+    return (
+        rest(stored) == rest(study)
+        and base == study["base"]
+        and all(study["recipes"].get(name) == r for name, r in old.items())
     )
 
 
@@ -205,7 +220,8 @@ def _one(data, shifts, name, changes, seed, base, out, quiet) -> list[dict]:
     for shift in shifts:
         test = data[shift]["test"]
         ev = history.predictor.evaluate(test)
-        correct = ev.probs.argmax(1) == ev.labels
+        predicted, classes = ev.probs.argmax(1), ev.probs.shape[1]
+        correct = predicted == ev.labels
         rows.append(
             {
                 **common,
@@ -213,19 +229,13 @@ def _one(data, shifts, name, changes, seed, base, out, quiet) -> list[dict]:
                 "test_accuracy": ev.accuracy,
                 "test_macro_auc": ev.macro_auc,
                 "seconds": round(time.perf_counter() - start, 1),
-                "test_recall": _recall(ev),
+                "test_recall": metrics.recall_per_class(ev.labels, predicted, classes).tolist(),
                 "test_correct": "".join("1" if c else "0" for c in correct.tolist()),
             }
         )
     for f in ("last.pt", "best.pt"):  # 25 runs x 2 ResNet-18s would take 4 GB.
         (run_dir / f).unlink(missing_ok=True)
     return rows
-
-
-def _recall(ev) -> list[float]:
-    """Per-class recall on a split (true positives / images of the class)."""
-    cm = metrics.confusion_matrix(ev.labels, ev.probs.argmax(1), ev.probs.shape[1])
-    return (cm.diagonal() / cm.sum(1).clip(min=1)).tolist()
 
 
 def summarize(rows) -> list[dict]:

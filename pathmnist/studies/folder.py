@@ -6,6 +6,8 @@ space, the budgets, the repeats and the strategy) in search.json; a resume whose
 differs is refused. results.csv has one row per finished (trial, epochs, seed) run;
 finished runs are never trained again; a run killed mid-way continues from its last.pt.
 Trial folders are named by their parameters: `adam_lr=0.001_batch_size=64/epochs=3_seed=0`.
+Under torchrun the runs are shared out (`Search.run_all`, `training.ddp.map_jobs`): each
+rank trains its runs alone, and rank 0 alone writes search.json and results.csv.
 
 Tested in tests/test_grid.py.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json, write_text
-from pathmnist.training import checkpoints, rundir
+from pathmnist.training import checkpoints, ddp, rundir
 from pathmnist.training.fit import fit
 from pathmnist.training.history import best_row
 
@@ -99,8 +101,7 @@ class Search:
         self.rows = read_results(self.results_path) if rows is None else list(rows)
         self.key = key
 
-    def run(self, params, epochs: int, seed: int) -> dict:
-        """Train (or look up) one run of `params` for `epochs` with `seed`; its row."""
+    def _done(self, params, epochs, seed):
         for r in self.rows:
             if (trial_key(r["params"]), r["epochs"], r["seed"]) == (
                 trial_key(params),
@@ -108,6 +109,27 @@ class Search:
                 seed,
             ):
                 return r
+        return None
+
+    def run(self, params, epochs: int, seed: int) -> dict:
+        """Train (or look up) one run of `params` for `epochs` with `seed`; its row."""
+        row = self._done(params, epochs, seed)
+        if row is None:
+            row = self._train(params, epochs, seed)
+            self._record(row)
+        return row
+
+    def run_all(self, runs) -> None:
+        """Every (params, epochs, seed) of `runs` not yet done; under torchrun run i of the
+        rest on rank i % N (each in one process), rank 0 recording the rows in order."""
+        todo = [r for r in runs if self._done(*r) is None]
+        ddp.map_jobs(lambda run: self._train(*run), todo, self._record)
+
+    def _record(self, row) -> None:
+        self.rows.append(row)
+        _write_results(self.results_path, self.rows)
+
+    def _train(self, params, epochs: int, seed: int) -> dict:
         config = dataclasses.replace(self.base, epochs=epochs, seed=seed, **params).validate()
         trial_dir = self.out / trial_name(params) / f"epochs={epochs}_seed={seed}"
         if not self.quiet:
@@ -134,8 +156,6 @@ class Search:
             "best_epoch": best["epoch"],
             "seconds": time.perf_counter() - start,
         }
-        self.rows.append(row)
-        _write_results(self.results_path, self.rows)
         for name in ("last.pt", "best.pt"):  # 8 trials x 2 ResNet-18s would take 1.4 GB.
             (trial_dir / name).unlink(missing_ok=True)
         return row

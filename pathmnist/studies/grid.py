@@ -10,19 +10,24 @@ accuracy, with a t interval over the seeds (`stats.mean_interval`).
 A trial's score is read at its best epoch by the run's monitor (`history.best_row`), so
 its validation accuracy and loss come from the same epoch.
 
+Under torchrun the runs are shared out over the processes (`Search.run_all`), with the
+same rows in the same order as one process.
+
 Tested in tests/test_grid.py (the grid against sklearn's ParameterGrid, interrupted
 searches resumed, changed bases refused).
 """
 
+import contextlib
 import dataclasses
 import itertools
+from pathlib import Path
 
 from pathmnist import checks
 from pathmnist.config import TrainConfig, check_seeds
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation import stats
-from pathmnist.studies.folder import check_configs, open_study, trial_key
-from pathmnist.training import rundir
+from pathmnist.studies.folder import Search, check_configs, open_study, trial_key
+from pathmnist.training import ddp, rundir
 
 # The seed's search space. A list of sub-grids, because the learning rates depend on the
 # optimizer: SGD needs a larger step than Adam (the seed's choice, usual for both).
@@ -115,11 +120,14 @@ def grid_search(
     epochs = checks.whole(epochs, "epochs", 1)  # Before search.json is written, not per trial.
     check_configs(base, trials, [epochs])
     key = {"strategy": "grid", "space": trials, "epochs": epochs, "repeats": repeats}
-    with rundir.lock(out_dir):
-        search = open_study(out_dir, train, val, base, key, resume, overwrite, quiet)
-        for params in trials:
-            for r in range(repeats):
-                search.run(params, epochs, base.seed + r)
+    with contextlib.ExitStack() as held:
+
+        def start():  # Rank 0 only, under torchrun; the others then read the same rows.
+            held.enter_context(rundir.lock(out_dir))
+            return open_study(out_dir, train, val, base, key, resume, overwrite, quiet)
+
+        search = ddp.from_main(start, lambda: Search(Path(out_dir), train, val, base, key, True))
+        search.run_all([(p, epochs, base.seed + r) for p in trials for r in range(repeats)])
         return summarize(search.rows)
 
 

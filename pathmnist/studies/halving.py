@@ -37,7 +37,7 @@ from pathmnist.config import TrainConfig, check_seeds
 from pathmnist.errors import PathMNISTError
 from pathmnist.studies.folder import check_configs, open_study
 from pathmnist.studies.grid import expand, summarize
-from pathmnist.training import rundir
+from pathmnist.training import ddp, rundir
 
 
 class Evaluation(NamedTuple):
@@ -171,6 +171,11 @@ def halving_search(
 ):
     """Successive halving over the trials of `space` with epochs as the budget; returns
     (ranking of the last round, the per-round records of `successive_halving`)."""
+    if ddp.world_size() > 1:
+        raise PathMNISTError(
+            "successive halving decides each round from the last, one run at a time; run it "
+            "without torchrun, or use --strategy grid, whose trials torchrun shares out."
+        )
     base = (base or TrainConfig()).validate()
     trials = expand(space)
     repeats = checks.whole(repeats, "repeats", 1)

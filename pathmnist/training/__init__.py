@@ -8,4 +8,6 @@
   resume checks. `inference`: a trained run loaded for inference.
 - `rundir`: a run folder's lock, refusal, resume and overwrite rules.
 - `lr_finder`: the learning-rate range test.
+- `ddp`: data-parallel training under torchrun, and trials shared out over processes
+  (chapter 14).
 """

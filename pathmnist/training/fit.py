@@ -5,13 +5,19 @@ The seed project's recipe written out with plain torch: cross-entropy loss, Adam
 with weight decay, `schedulers.StepLR` stepped once per epoch, `early_stopping.EarlyStopping`
 on the validation loss with the best weights restored. Device and precision are resolved
 once, here, and passed to every piece; `--compile` compiles the model's feature extractor
-once and passes the compiled callable to the loop.
+once and passes the compiled callable to the loop. With `distributed=True` in a process
+that torchrun started, the ranks train one model with DistributedDataParallel
+(`training.ddp`): rank 0 prepares and writes the run, every rank takes its shard of each
+global batch, and the history equals one process's with the same global batch.
 
 Tested in tests/test_fit.py on tiny synthetic sets: the same seed gives the same history,
 a resumed run ends with bit-identical weights to an uninterrupted one, early stopping
-restores the best weights, and every user error is a PathMNISTError.
+restores the best weights, and every user error is a PathMNISTError; the data-parallel
+path in tests/test_ddp.py.
 """
 
+import contextlib
+import functools
 import math
 import time
 
@@ -26,9 +32,9 @@ from pathmnist.data.loader import BatchLoader
 from pathmnist.device import configure_backends, memory_format, resolve_device, resolve_precision
 from pathmnist.errors import PathMNISTError
 from pathmnist.files import write_json
-from pathmnist.model import losses, pretrained
+from pathmnist.model import losses, pretrained, syncbn
 from pathmnist.model.registry import build
-from pathmnist.training import loop, resume, rundir
+from pathmnist.training import ddp, loop, resume, rundir
 from pathmnist.training.early_stopping import EarlyStopping
 from pathmnist.training.history import History, format_epoch
 from pathmnist.training.prepare import build_optimizer, check_splits, prepare
@@ -55,6 +61,7 @@ def fit(
     overwrite: bool = False,
     on_epoch=None,
     timers=None,
+    distributed: bool = False,
 ) -> History:
     """Train `config` on `train`, validate on `val` after every epoch, write the run files
     into `out_dir`, and return the History with the best weights restored.
@@ -70,6 +77,10 @@ def fit(
     `timers` (a `loop.Timers`, opt-in) sums the seconds of each epoch and of its forward,
     backward and optimizer work ("epoch", "compute"), so a benchmark can tell what else an
     epoch costs.
+
+    `distributed=True` under torchrun (`ddp.setup()` first): data-parallel training over
+    the ranks, `config.batch_size` being the global batch; only rank 0 writes and prints,
+    and a resume needs the same number of processes. In a plain run it changes nothing.
     """
     config.validate()
     check_splits(train, val)
@@ -77,15 +88,29 @@ def fit(
         build(config.arch, config.weights, num_classes=train.num_classes, stem=config.stem)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    with rundir.lock(out_dir) as out:
-        info, saved = prepare(config, train, val, out, resume, overwrite)
-        info["run"] = rundir.run_id(out)  # Every checkpoint and config.json name their run.
-        return _train(
-            config, train, val, out, info, saved, device, precision, quiet, on_epoch, timers
-        )
+    parallel = distributed and ddp.world_size() > 1
+    if parallel:
+        ddp.check_batch(config.batch_size)
+    with contextlib.ExitStack() as held:
+
+        def start():  # Rank 0 only, under torchrun; its refusal reaches every rank.
+            out = held.enter_context(rundir.lock(out_dir))
+            info, saved = prepare(config, train, val, out, resume, overwrite)
+            ddp.check_resume(saved, out)
+            info["run"] = rundir.run_id(out)  # Every checkpoint and config.json name their run.
+            if parallel:
+                info["world_size"] = ddp.world_size()  # A resume needs as many processes.
+            return out, info, saved
+
+        out, info, saved = ddp.from_main(start) if parallel else start()
+        quiet = quiet or not ddp.is_main()
+        hooks = {"on_epoch": on_epoch, "timers": timers, "parallel": parallel}
+        return _train(config, train, val, out, info, saved, device, precision, quiet, **hooks)
 
 
-def _train(config, train, val, out_dir, info, saved, device, precision, quiet, on_epoch, timers):
+def _train(
+    config, train, val, out_dir, info, saved, device, precision, quiet, on_epoch, timers, parallel
+):
     train_tf, eval_tf = build_transforms(
         info["mean"],
         info["std"],
@@ -99,6 +124,8 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
     seed_everything(config.seed)  # Same seed, same initial weights.
     weights = None if saved else config.weights  # A resumed run restores its own weights.
     model = build(config.arch, weights, num_classes=train.num_classes, stem=config.stem)
+    if parallel:  # BatchNorm statistics over the global batch, as one process has them.
+        model = syncbn.convert_sync_batchnorm(model, device)
     # NHWC (channels_last) weights for bf16, the layout its convolution kernels want; NCHW
     # for fp32. A resume may change the precision: resume.restore matches the optimizer's
     # state to the parameters' layout.
@@ -110,12 +137,20 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
     )
     rows, stopped = [], False
     if saved:
-        rows, stopped = resume.restore(out_dir, saved, model, optimizer, scheduler, stopper)
+        rows, stopped = resume.restore(
+            out_dir, saved, model, optimizer, scheduler, stopper, best=ddp.is_main()
+        )
     # --compile: the feature extractor compiled once, passed to the loop (the weights stay
     # the same tensors, so checkpoints and the returned model need no unwrapping).
     features = torch.compile(model.features) if config.compile else None
-    write_json(out_dir / "config.json", info)
-    History(rows).to_csv(out_dir / "history.csv")  # A crash may have left it behind.
+    dp = {}  # Passed only when parallel, so a learner's train_one_epoch need not take it.
+    if parallel:  # The forward through DDP, so that backward averages the gradients.
+        step = functools.partial(loop.forward, precision=precision, features=features)
+        dp["replica"] = ddp.wrap(model, step, device)
+    main = ddp.is_main()
+    if main:
+        write_json(out_dir / "config.json", info)
+        History(rows).to_csv(out_dir / "history.csv")  # A crash may have left it behind.
     loss_fn = losses.build_loss(
         config.loss, train.labels, train.num_classes, config.label_smoothing, config.focal_gamma
     )
@@ -133,11 +168,19 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
             transform=train_tf,
             device=device,
             drop_last=one_left,
+            shard=ddp.Shard(ddp.rank(), ddp.world_size()) if parallel else None,
         )
-        val_loader = BatchLoader(
-            val, loop.EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf, device=device
-        )
-    # Only when asked: a learner's own train_one_epoch (docs/exercises) need not take timers.
+        if parallel:  # Each rank evaluates its shard; all of them get the whole split's.
+            evaluate = functools.partial(
+                ddp.evaluate, imageset=val, transform=eval_tf, device=device
+            )
+        else:
+            val_loader = BatchLoader(
+                val, loop.EVAL_BATCH_SIZE, shuffle=False, transform=eval_tf, device=device
+            )
+            evaluate = functools.partial(loop.evaluate, loader=val_loader)
+    # Only when asked: a learner's own train_one_epoch (docs/exercises) need not take timers
+    # or the DDP replica.
     timed = {"timers": timers} if timers is not None else {}
     for epoch in todo:
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
@@ -153,11 +196,20 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
             disable=True if quiet else None,
         ) as bar:
             train_loss, train_acc = loop.train_one_epoch(
-                model, train_loader, optimizer, precision, bar, loss_fn, mix, features, **timed
+                model,
+                train_loader,
+                optimizer,
+                precision,
+                bar,
+                loss_fn,
+                mix,
+                features,
+                **timed,
+                **dp,
             )
         if not math.isfinite(train_loss):
             raise _diverged("training", train_loss, epoch, lr, rows)
-        ev = loop.evaluate(model, val_loader, precision, tta=config.tta, features=features, **timed)
+        ev = evaluate(model=model, precision=precision, tta=config.tta, features=features, **timed)
         if not math.isfinite(ev.loss):
             raise _diverged("validation", ev.loss, epoch, lr, rows)
         rows.append(
@@ -176,7 +228,8 @@ def _train(config, train, val, out_dir, info, saved, device, precision, quiet, o
         )
         scheduler.step()  # Once per epoch, after it: sets the next epoch's lr.
         stopped = stopper.step(rows[-1][config.monitor], model)  # Copies the best weights.
-        resume.save_epoch(out_dir, info, model, optimizer, scheduler, stopper, rows, stopped)
+        if main:
+            resume.save_epoch(out_dir, info, model, optimizer, scheduler, stopper, rows, stopped)
         if timers is not None:
             timers.seconds["epoch"] = timers.seconds.get("epoch", 0.0) + (
                 time.perf_counter() - start

@@ -109,12 +109,16 @@ def train_one_epoch(
     mix=None,
     features=None,
     timers=None,
+    replica=None,
 ):
     """One pass over `loader`, one optimizer step per batch; returns (mean loss, accuracy)
     over the samples seen. `progress` (a tqdm bar or None) advances once per batch.
     `loss_fn(logits, target)` defaults to cross-entropy; `mix(x, y, generator)` (MixUp or
     CutMix) turns labels into soft targets, and accuracy then counts the argmax of the
-    target. `timers` (a `Timers`, or None) times the "compute" section."""
+    target. `timers` (a `Timers`, or None) times the "compute" section. `replica`
+    (data-parallel training, `training.ddp.wrap`): the forward runs through it so that
+    backward averages gradients over the ranks, each rank's loss weighted by
+    `loader.loss_scale`, and the returned numbers are over every rank's samples."""
     loss_fn = loss_fn or F.cross_entropy
     section = timers or _untimed
     model.train()  # BatchNorm normalises with batch statistics and updates running ones.
@@ -133,9 +137,14 @@ def train_one_epoch(
             torch._dynamo.maybe_mark_dynamic(x, 0)
         with section("compute"):
             optimizer.zero_grad(set_to_none=True)  # .grad accumulates unless cleared.
-            logits = forward(model, x, precision, features)  # (B, C)
-            loss = loss_fn(logits, target)  # Scalar: mean loss of the batch.
-            loss.backward()  # d loss / d parameter, into each .grad
+            if replica is None:
+                logits = forward(model, x, precision, features)  # (B, C)
+                loss = loss_fn(logits, target)  # Scalar: mean loss of the batch.
+                loss.backward()  # d loss / d parameter, into each .grad
+            else:  # A rank's shard may be empty (a last batch smaller than the ranks): loss 0.
+                logits = replica(x)
+                loss = loss_fn(logits, target) if len(y) else logits.sum()
+                (loss * loader.loss_scale).backward()  # DDP averages the gradients over ranks.
             optimizer.step()  # One Adam or SGD update from those gradients.
         loss_sum += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
@@ -148,6 +157,10 @@ def train_one_epoch(
                     acc=f"{int(correct) / seen:.4f}",
                     refresh=False,
                 )
+    if replica is not None:  # Sums over every rank's samples, each counted once.
+        sums = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen)).to(loss_sum)])
+        torch.distributed.all_reduce(sums)
+        loss_sum, correct, seen = sums[0], sums[1].long(), int(sums[2])
     if seen == 0:
         raise PathMNISTError("the training loader yielded no batches; use a smaller batch size.")
     return float(loss_sum) / seen, int(correct) / seen

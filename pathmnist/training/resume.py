@@ -152,9 +152,10 @@ def _match_parameter_layout(optimizer) -> None:
                 state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
-def restore(out_dir, saved: dict, model, optimizer, scheduler, stopper):
+def restore(out_dir, saved: dict, model, optimizer, scheduler, stopper, best: bool = True):
     """Load last.pt's states (and best.pt's weights) into fresh objects; return its
-    (rows, stopped_early)."""
+    (rows, stopped_early). `best=False` (the ranks but 0 of a data-parallel run, which never
+    return the model) leaves best.pt unread."""
     try:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -166,7 +167,7 @@ def restore(out_dir, saved: dict, model, optimizer, scheduler, stopper):
             f"{Path(out_dir) / 'last.pt'} does not fit this model and optimizer "
             f"({type(e).__name__}); train in a new folder."
         ) from None
-    if stopper.best_epoch:
+    if stopper.best_epoch and best:
         best = _best_weights(Path(out_dir), saved, stopper.best_epoch)
         stopper.best_weights = copy.deepcopy(best)
     checkpoints.set_rng_state(saved["rng"])
