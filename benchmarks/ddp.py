@@ -96,23 +96,25 @@ def table(results: Path) -> str:
         "max rel. diff of losses vs one |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+    speed, diffs = {}, {}
     for name, record in done.items():
         rows = _history(results / name / "history.csv")
         per_epoch = sum(float(r["seconds"]) for r in rows) / len(rows)
-        diff = max(
+        speed[name] = base / per_epoch
+        diffs[name] = max(
             abs(float(b[c]) - float(a[c])) / abs(float(a[c]))
             for a, b in zip(one, rows, strict=True)
             for c in ("train_loss", "val_loss")
         )
         lines.append(
-            f"| {name} | {record['seconds']:.1f} | {per_epoch:.2f} | {base / per_epoch:.2f}x | "
-            f"{float(rows[-1]['val_acc']):.4f} | {diff:.1e} |"
+            f"| {name} | {record['seconds']:.1f} | {per_epoch:.2f} | {speed[name]:.2f}x | "
+            f"{float(rows[-1]['val_acc']):.4f} | {diffs[name]:.1e} |"
         )
     first = done["one"]
     return "\n".join(
         [
-            f"- date: {first['date']}; CPU: {first['cpu']}, {first['cores']} cores shared with "
-            f"other jobs (load average {first['load_average_before']} before the first run); "
+            f"- date: {first['date']}; CPU: {first['cpu']}, {first['cores']} cores (load "
+            f"average {first['load_average_before']} before the first run); "
             f"flags: {', '.join(first['cpu_flags'])}",
             "- command: `python benchmarks/ddp.py` (each run's own command in "
             "docs/results/ddp/<run>/run.json)",
@@ -120,14 +122,17 @@ def table(results: Path) -> str:
             *lines,
             "",
             "- Wall seconds include starting the processes and reading the data; s/epoch is "
-            "history.csv's `seconds` column.",
-            "- What it shows: on 2 cores that other jobs share (a load average above 2 means "
-            "more runnable processes than cores), two processes of one thread are not "
-            "meaningfully faster than one process: they use the same two cores and add an "
-            "all-reduce of the gradients at every step. The three runs ran one after another "
-            "under a changing load, so their times compare loosely; no speedup is claimed.",
-            "- The losses of `two` and of `one_2threads` are about as far from `one`'s: float32 "
-            "sums added in another order, amplified by training (Adam, max-pooling), not a "
+            "history.csv's `seconds` column. One run of each, one after another.",
+            f"- What it shows: on these {first['cores']} cores, two processes of one thread "
+            f"ran an epoch at {speed['two']:.2f}x the speed of one process of one thread, and "
+            f"one process of two threads at {speed['one_2threads']:.2f}x. Both use the same "
+            "cores; torch's thread pool splits each operation between them, while two "
+            "processes each run the whole model on half the batch and all-reduce the "
+            "gradients at every step. Data parallelism pays when each process brings a "
+            "device of its own.",
+            f"- The losses of `two` differ from `one`'s by up to {diffs['two']:.1e} (relative), "
+            f"those of `one_2threads` by up to {diffs['one_2threads']:.1e}: float32 sums "
+            "added in another order, amplified by training (Adam, max-pooling), not a "
             "different computation (chapter 14; tests/test_ddp.py checks the steps).",
         ]
     )
