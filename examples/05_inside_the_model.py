@@ -36,7 +36,11 @@ def main(argv=None):
         default=Path("runs/03_final_evaluation"),
         help="a run folder with best.pt (default runs/03_final_evaluation)",
     )
-    p.add_argument("--layer", default="layer4", help="the layer Grad-CAM explains (layer1-4)")
+    p.add_argument(
+        "--layer",
+        help="the layer Grad-CAM explains, a dotted module name (default: the last stage, "
+        "layer4 of a ResNet, features.norm5 of a DenseNet)",
+    )
     args = p.parse_args(argv)
     inference.open_run(args.run)  # Refuse a missing or broken run before taking its lock.
     with rundir.lock(args.run):  # No training may be writing there meanwhile.
@@ -60,13 +64,9 @@ def inspect(args):
     # (under TTA the logits are the log of the mean softmax over the 8 views).
     predictor = loop.Predictor.for_config(ckpt.model, ckpt.eval_transform, config)
 
-    def logits(split):
-        ev = predictor.evaluate(splits[split])
-        return ev.logits, ev.labels
-
-    val, test = logits("val"), logits("test")
-    cal = calibration.calibrate(*val, *test)
-    change = decision.ece_change(test[1], test[0], cal["temperature"])
+    val, test = (predictor.evaluate(splits[s]) for s in ("val", "test"))
+    cal = calibration.calibrate(val.logits, val.labels, test.logits, test.labels)
+    change = decision.ece_change(test.labels, test.logits, cal["temperature"])
     fig_dir = args.run / "figures"
     model_plots.reliability_diagram(
         cal["reliability_before"],

@@ -92,7 +92,8 @@ def test_baseline_writes_its_run_directory_and_guards_it(npz, tmp_path):
 @pytest.mark.slow
 def test_tuning_then_final_evaluation_chain(npz, tmp_path):
     """02 writes search.json, results.csv and best_config.json; 03 reads it, compares
-    with lesson 1's best.pt on validation, carries one model and reports val and test."""
+    with lesson 1's best.pt on validation, carries one model and reports val and test; 05
+    calibrates that model and draws its Grad-CAM maps into the same run folder."""
     base = tmp_path / "base"
     p = run_example("01_baseline.py", "--data-file", npz, "--out", base, *FAST)
     assert p.returncode == 0, p.stderr
@@ -115,6 +116,15 @@ def test_tuning_then_final_evaluation_chain(npz, tmp_path):
     assert set(m["test"]) == SPLIT_KEYS and m["carried"] in {"tuned", "baseline"}
     assert json.loads((final / "config.json").read_text())["config"]["lr"] == best["lr"]
     assert "a gap of" in p.stdout and "carried to the test split" in p.stdout
+
+    # Lesson 5 on lesson 3's run: calibration and Grad-CAM of the carried model.
+    p = run_example("05_inside_the_model.py", "--data-file", npz, "--run", final, "--quiet")
+    assert p.returncode == 0, p.stderr
+    m = metrics_of(final)
+    assert {"temperature", "ece", "ece_after_temperature", "ece_change_ci95"} <= set(m)
+    assert m["checkpoint"].endswith("best.pt") and "test" in m  # Lesson 3's entries stay.
+    for png in ("reliability.png", "gradcam.png"):
+        assert (final / "figures" / png).stat().st_size > 0
 
 
 @pytest.mark.slow

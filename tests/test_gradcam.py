@@ -15,6 +15,7 @@ from torch import nn
 
 from pathmnist.errors import PathMNISTError
 from pathmnist.evaluation.gradcam import grad_cam, resolve_layer
+from pathmnist.model.densenet import densenet121
 from pathmnist.model.resnet import resnet18
 
 SIZE = 48  # imagenet stem: layer3 is 3x3, layer4 2x2 (a 32x32 image would leave layer4 1x1).
@@ -82,6 +83,18 @@ def test_map_equals_pytorch_grad_cam(model, layer):
     ref = grad_cam_library(model, x, layer, pred)
     assert ours.shape == (3, SIZE, SIZE)
     np.testing.assert_allclose(ours.numpy(), ref, atol=1e-5)
+
+
+def test_densenet_default_layer_equals_captum():
+    """DenseNet-121's default layer (features.norm5, pytorch-grad-cam's choice): the raw map
+    equals captum's LayerGradCam on that module, in float64."""
+    torch.manual_seed(2)
+    d = densenet121(num_classes=9).double().eval()
+    x, target = batch(b=2, size=64), torch.tensor([1, 7])
+    ours = grad_cam(d, x, target, upsample=False, scale=False)  # (B, 2, 2)
+    ref = LayerGradCam(d, d.features.norm5).attribute(x, target, relu_attributions=True)[:, 0]
+    assert ours.shape == ref.shape == (2, 2, 2)
+    torch.testing.assert_close(ours, ref.detach(), rtol=1e-10, atol=1e-12)
 
 
 def test_full_resolution_layer_equals_pytorch_grad_cam():
@@ -215,9 +228,12 @@ def test_an_all_zero_map_stays_zero():
 
 
 def test_resolve_layer():
-    """None means layer4; a dotted name or one of the model's modules is returned as is."""
+    """None means the last stage (a ResNet's layer4, a DenseNet's features.norm5); a dotted
+    name or one of the model's modules is returned as is."""
     m = resnet18()
     assert resolve_layer(m) is m.layer4
+    d = densenet121(num_classes=9)
+    assert resolve_layer(d) is d.features.norm5
     assert resolve_layer(m, "layer3.1.conv2") is m.layer3[1].conv2
     assert resolve_layer(m, m.layer2) is m.layer2
 

@@ -44,11 +44,18 @@ from pathmnist.checks import flag
 from pathmnist.errors import PathMNISTError
 
 
+# The last convolutional stage, by network: a ResNet's layer4; a DenseNet's final
+# BatchNorm after dense block 4 (torchvision's features[-1], pytorch-grad-cam's choice).
+DEFAULT_LAYERS = ("layer4", "features.norm5")
+
+
 def resolve_layer(model: nn.Module, layer=None) -> nn.Module:
-    """The module to explain: `model.layer4` by default, a dotted name such as "layer3" or
-    "layer4.1.conv2", or a module of `model` itself."""
+    """The module to explain: by default the last convolutional stage (`DEFAULT_LAYERS`:
+    a ResNet's `layer4`, a DenseNet's `features.norm5`), else a dotted name such as
+    "layer3" or "layer4.1.conv2", or a module of `model` itself."""
     if layer is None:
-        layer = "layer4"
+        names = dict(model.named_modules())
+        layer = next((n for n in DEFAULT_LAYERS if n in names), DEFAULT_LAYERS[0])
     if isinstance(layer, str):
         try:
             return model.get_submodule(layer)
