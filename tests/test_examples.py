@@ -16,6 +16,7 @@ import pytest
 from conftest import write_medmnist_npz
 
 from pathmnist import cli
+from pathmnist.studies import ablation
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FAST = ["--epochs", "1", "--batch-size", "16", "--device", "cpu", "--precision", "fp32", "--quiet"]
@@ -125,6 +126,30 @@ def test_tuning_then_final_evaluation_chain(npz, tmp_path):
     assert m["checkpoint"].endswith("best.pt") and "test" in m  # Lesson 3's entries stay.
     for png in ("reliability.png", "gradcam.png"):
         assert (final / "figures" / png).stat().st_size > 0
+
+
+def test_stain_shift_study_writes_its_rows_report_and_grows_by_a_recipe(npz, tmp_path):
+    """04 on a MedMNIST file ("real" shift): one results.csv row per recipe and seed, the
+    figure and the report; a --resume naming one more recipe trains only that recipe."""
+    out = tmp_path / "study"
+    study = ["--data-file", npz, "--out", out, "--seeds", "2", *FAST]
+    p = run_example("04_stain_shift.py", *study, "--recipes", "baseline,flips")
+    assert p.returncode == 0, p.stderr
+    rows = ablation.read_rows(out / "results.csv")
+    assert [(r["recipe"], r["seed"], r["shift"]) for r in rows] == [
+        (n, s, "real") for n in ("baseline", "flips") for s in (0, 1)
+    ]
+    assert (out / "figures" / "ablation.png").exists() and "flips" in p.stdout
+    assert "Lesson 4" in (out / "report.md").read_text()
+    before = (out / "results.csv").read_text()
+    p = run_example(
+        "04_stain_shift.py", *study, "--recipes", "baseline,flips,flips+randaugment", "--resume"
+    )
+    assert p.returncode == 0, p.stderr
+    assert (out / "results.csv").read_text().startswith(before)
+    grown = ablation.read_rows(out / "results.csv")
+    assert [r["recipe"] for r in grown[len(rows) :]] == ["flips+randaugment"] * 2
+    assert not list(out.rglob("*.pt"))  # Each training's checkpoints go once its rows exist.
 
 
 @pytest.mark.slow
