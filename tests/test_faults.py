@@ -118,12 +118,25 @@ def environment(extra=None) -> dict:
     return {**env, **(extra or {})}
 
 
+def _interruptible(then=None):
+    """In the child: Ctrl-C's default action, as in a terminal. A shell that starts pytest
+    in the background (`pytest &`) makes it ignore SIGINT, every child inherits that, and
+    Python then never raises KeyboardInterrupt."""
+
+    def setup():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if then is not None:
+            then()
+
+    return setup
+
+
 def start(command, log: Path, env=None, preexec_fn=None) -> subprocess.Popen:
     """Start `command` with its stdout and stderr in files (a pipe nobody reads could
     block it); the caller waits or kills."""
     with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
         proc = subprocess.Popen(command, stdout=out, stderr=err, env=environment(env),
-                                preexec_fn=preexec_fn)  # fmt: skip
+                                preexec_fn=_interruptible(preexec_fn))  # fmt: skip
     RUNNING.append(proc)
     return proc
 
