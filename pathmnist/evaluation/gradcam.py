@@ -43,7 +43,6 @@ from torch import nn
 from pathmnist.checks import flag
 from pathmnist.errors import PathMNISTError
 
-
 # The last convolutional stage, by network: a ResNet's layer4; a DenseNet's final
 # BatchNorm after dense block 4 (torchvision's features[-1], pytorch-grad-cam's choice).
 DEFAULT_LAYERS = ("layer4", "features.norm5")
