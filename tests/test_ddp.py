@@ -309,6 +309,18 @@ def test_parallel_trials_write_the_results_of_one_process(tmp_path):
     ]
     summary = [{k: v for k, v in s.items() if k != "seconds"} for s in grid.summarize(two)]
     assert summary == [{k: v for k, v in s.items() if k != "seconds"} for s in table]
+    _same_run_files(tmp_path / "one", tmp_path / "two")
+
+
+def _same_run_files(one, two):
+    """Every training folder of the 2-process study holds the files one process wrote
+    (whichever rank trained it), the same history seconds aside."""
+    runs = sorted(p.parent.relative_to(one) for p in one.rglob("history.csv"))
+    assert runs and runs == sorted(p.parent.relative_to(two) for p in two.rglob("history.csv"))
+    for run in runs:
+        assert (two / run / "config.json").is_file()
+        drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+        assert drop(_history(two / run)) == drop(_history(one / run))
 
 
 RECIPES = {"baseline": {}, "flips": {"augment": ("flips",)}}
@@ -335,6 +347,7 @@ def test_parallel_ablation_writes_the_rows_of_one_process(tmp_path):
     assert (tmp_path / "two" / "study.json").read_bytes() == (
         tmp_path / "one" / "study.json"
     ).read_bytes()
+    _same_run_files(tmp_path / "one", tmp_path / "two")
 
 
 def test_optuna_under_torchrun_is_refused_before_anything_is_written(tmp_path, monkeypatch):

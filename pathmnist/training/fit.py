@@ -103,7 +103,7 @@ def fit(
             return out, info, saved
 
         out, info, saved = ddp.from_main(start) if parallel else start()
-        quiet = quiet or not ddp.is_main()
+        quiet = quiet or (parallel and not ddp.is_main())
         hooks = {"on_epoch": on_epoch, "timers": timers, "parallel": parallel}
         return _train(config, train, val, out, info, saved, device, precision, quiet, **hooks)
 
@@ -136,9 +136,12 @@ def _train(
         config.patience, config.min_delta, MONITORS[config.monitor], monitor=config.monitor
     )
     rows, stopped = [], False
+    # The process that writes this run: rank 0 of a data-parallel one; any process of its
+    # own (one trial of a search shared out over torchrun's ranks included).
+    main = not parallel or ddp.is_main()
     if saved:
         rows, stopped = resume.restore(
-            out_dir, saved, model, optimizer, scheduler, stopper, best=ddp.is_main()
+            out_dir, saved, model, optimizer, scheduler, stopper, best=main
         )
     # --compile: the feature extractor compiled once, passed to the loop (the weights stay
     # the same tensors, so checkpoints and the returned model need no unwrapping).
@@ -147,7 +150,6 @@ def _train(
     if parallel:  # The forward through DDP, so that backward averages the gradients.
         step = functools.partial(loop.forward, precision=precision, features=features)
         dp["replica"] = ddp.wrap(model, step, device)
-    main = ddp.is_main()
     if main:
         write_json(out_dir / "config.json", info)
         History(rows).to_csv(out_dir / "history.csv")  # A crash may have left it behind.
