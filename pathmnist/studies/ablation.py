@@ -134,6 +134,7 @@ def run_study(
             return out, read_rows(out / "results.csv")
 
         out, rows = ddp.from_main(start)
+        quiet = quiet or not ddp.is_main()  # Under torchrun only rank 0 prints.
         done = {(r["recipe"], r["seed"], r["shift"]) for r in rows}
         todo = []  # One training per (group of shifts sharing train and val, recipe, seed).
         for group in _groups(data):
