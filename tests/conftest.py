@@ -132,3 +132,23 @@ def run_ranks(fn, world, *args):
     import torch.multiprocessing as mp
 
     mp.spawn(_rank_main, (world, free_port(), fn, args), nprocs=world)
+
+
+def run_in_process(name, args, capsys) -> tuple[int, str]:
+    """Run examples/<name>'s main(args) as its script does (through cli.run, which turns a
+    user error into one line and status 2), in this process; (exit status, stderr)."""
+    import importlib.util
+
+    from pathmnist import cli
+
+    path = Path(__file__).resolve().parents[1] / "examples" / name
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    capsys.readouterr()
+    try:
+        cli.run(lambda: module.main([str(a) for a in args]))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err

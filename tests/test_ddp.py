@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_ranks, write_medmnist_npz
+from conftest import run_in_process, run_ranks, write_medmnist_npz
 from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils.data import DistributedSampler
@@ -350,20 +350,13 @@ def test_parallel_ablation_writes_the_rows_of_one_process(tmp_path):
     _same_run_files(tmp_path / "one", tmp_path / "two")
 
 
-def test_optuna_under_torchrun_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+def test_optuna_under_torchrun_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
     """Optuna starts its own workers on a shared storage: under torchrun it is refused in one
     sentence, before the data or the run folder."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "02_tuning.py"
-    spec = importlib.util.spec_from_file_location("example_02", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(PathMNISTError, match="run it without torchrun"):
-        module.main(
-            ["--dataset", "synthetic", "--strategy", "optuna", "--out", str(tmp_path / "o")]
-        )
+    args = ["--dataset", "synthetic", "--strategy", "optuna", "--out", tmp_path / "o"]
+    code, err = run_in_process("02_tuning.py", args, capsys)
+    assert code == 2 and err.count("\n") == 1 and "run it without torchrun" in err
     assert not (tmp_path / "o").exists()
 
 

@@ -6,16 +6,14 @@ The end-to-end runs are `slow` and run each example as a script in a subprocess;
 user-error cases call the example's `main` in this process through `cli.run` (the code a
 script runs, without another interpreter start each time), plus one real subprocess."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_medmnist_npz
+from conftest import run_in_process, write_medmnist_npz
 
-from pathmnist import cli
 from pathmnist.studies import ablation
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -33,21 +31,6 @@ def run_example(name, *args, cwd=None):
         cwd=cwd,
         timeout=600,
     )
-
-
-def run_in_process(name, args, capsys):
-    """Run examples/<name>'s main(args) as its script does (through cli.run); return
-    (exit status, stderr)."""
-    spec = importlib.util.spec_from_file_location(f"example_{Path(name).stem}", EXAMPLES / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    capsys.readouterr()
-    try:
-        cli.run(lambda: module.main([str(a) for a in args]))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ them exactly as torchvision does (equal float64 logits), not any pretrained accu
 The imagenet path runs through torch.hub with its downloader made to fail, to fetch a
 local file (its checksum fails), or skipped because the file is already in the cache."""
 
-import importlib.util
 import re
 import urllib.request
 from pathlib import Path
@@ -14,10 +13,9 @@ from urllib.error import URLError
 import pytest
 import torch
 import torchvision
-from conftest import write_medmnist_npz
+from conftest import run_in_process, write_medmnist_npz
 from test_resnet import randomize_batchnorm, rel_err
 
-from pathmnist import cli
 from pathmnist.config import TrainConfig
 from pathmnist.data.dataset import load_split
 from pathmnist.errors import PathMNISTError
@@ -245,26 +243,15 @@ def test_freeze_epochs_without_weights_is_refused():
         TrainConfig(freeze_epochs=2).validate()
 
 
-def _run_example(args, capsys, script="01_baseline.py"):
-    spec = importlib.util.spec_from_file_location("example", EXAMPLES / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    capsys.readouterr()
-    try:
-        cli.run(lambda: module.main([str(a) for a in args]))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr()
-
-
 def test_example_refuses_a_bad_weights_file_and_writes_nothing(tmp_path, capsys):
     data = write_medmnist_npz(tmp_path / "t.npz", sizes=(20, 9, 9), size=32)
     torch.save(random_torchvision("resnet18")[1], tmp_path / "r18.pth")
     args = ["--data-file", data, "--arch", "densenet121", "--weights", tmp_path / "r18.pth"]
-    code, out = _run_example([*args, "--out", tmp_path / "run", "--quiet"], capsys)
+    code, err = run_in_process(
+        "01_baseline.py", [*args, "--out", tmp_path / "run", "--quiet"], capsys
+    )
     assert code == 2
-    assert out.err.startswith("error: ") and out.err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
 
 
@@ -273,10 +260,10 @@ def test_lesson4_pretrained_recipe_offline_is_refused_before_any_run(hub, tmp_pa
     file goes, before any recipe trains or the study folder exists."""
     data = write_medmnist_npz(tmp_path / "t.npz", sizes=(20, 9, 9), size=32)
     args = ["--data-file", data, "--recipes", "baseline,pretrained", "--seeds", "1"]
-    code, out = _run_example([*args, "--out", tmp_path / "run"], capsys, "04_stain_shift.py")
+    code, err = run_in_process("04_stain_shift.py", [*args, "--out", tmp_path / "run"], capsys)
     assert code == 2
-    assert out.err.startswith("error: ") and out.err.count("\n") == 1
-    assert str(hub / "resnet18-f37072fd.pth") in out.err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert str(hub / "resnet18-f37072fd.pth") in err
     assert not (tmp_path / "run").exists()
 
 
@@ -287,6 +274,6 @@ def test_example_runs_with_a_weights_file(tmp_path, capsys):
     torch.save(random_torchvision("resnet18")[1], tmp_path / "r18.pth")
     args = ["--data-file", data, "--weights", tmp_path / "r18.pth", "--freeze-epochs", "1"]
     fast = ["--epochs", "2", "--batch-size", "16", "--device", "cpu", "--quiet"]
-    code, out = _run_example([*args, *fast, "--out", tmp_path / "run"], capsys)
-    assert code == 0, out.err
+    code, err = run_in_process("01_baseline.py", [*args, *fast, "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
     assert (tmp_path / "run" / "metrics.json").is_file()

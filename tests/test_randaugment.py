@@ -5,21 +5,18 @@ magnitudes equals torchvision's operation applied image by image with the same p
 through torchvision; the operation list and magnitudes are torchvision's; the draw repeats
 from the loader's generator; properties (shape, dtype, range) and bad settings."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
-from conftest import write_medmnist_npz
+from conftest import run_in_process, write_medmnist_npz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import float_nchw_batches, uint8_nhwc_batches
 
-from pathmnist import cli
 from pathmnist.augment import randaugment as RA
 from pathmnist.augment.transforms import build_transforms
 from pathmnist.data.dataset import load_split
@@ -198,15 +195,9 @@ def test_bad_settings_are_one_sentence(kw):
 )
 def test_example_refuses_bad_settings(flags, match, tmp_path, capsys):
     """examples/01_baseline.py: one `error:` line, exit status 2, no run folder."""
-    path = Path(__file__).resolve().parents[1] / "examples" / "01_baseline.py"
-    spec = importlib.util.spec_from_file_location("example_01", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     args = ["--dataset", "synthetic", "--augment", "randaugment", *flags, "--out", tmp_path / "r"]
-    with pytest.raises(SystemExit) as e:
-        cli.run(lambda: module.main([str(a) for a in args]))
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    code, err = run_in_process("01_baseline.py", args, capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert match in err and not (tmp_path / "r").exists()
 
 

@@ -215,6 +215,7 @@ def hold(out, kind: str, resume: bool = False, overwrite: bool = False):
             yield held
         return
     with contextlib.ExitStack() as stack:
+        # The others get a placeholder: the hold, and the folder with it, are rank 0's.
         from_main(lambda: stack.enter_context(rundir.hold(out, kind, resume, overwrite)), list)
         yield out
 
